@@ -1,0 +1,35 @@
+// Mapper: how the FUSE server reaches the DAX window without knowing where it lives.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <span>
+
+namespace vfsdax::fs {
+
+// One piece of host file backing a window range. The fd is borrowed for the call only:
+// the mapping itself keeps the file alive.
+struct FileExtent {
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+};
+
+// Errors are positive errno values, ready for a FUSE error reply.
+class Mapper {
+public:
+    virtual ~Mapper() = default;
+
+    virtual uint64_t window_size() const = 0;
+
+    // FUSE_SETUPMAPPING: maps `extents` back to back at [window_offset, window_offset + sum).
+    // `owner` is the file's nodeid, so its mappings can be found again (sync).
+    virtual std::expected<void, int> map(uint64_t window_offset, std::span<const FileExtent> extents,
+                                         bool writable, uint64_t owner) = 0;
+    // FUSE_REMOVEMAPPING, one entry.
+    virtual std::expected<void, int> unmap(uint64_t window_offset, uint64_t length) = 0;
+    // FSYNC and friends: write back what the guest dirtied through the window for `owner`.
+    virtual std::expected<void, int> sync(uint64_t owner) = 0;
+};
+
+}  // namespace vfsdax::fs

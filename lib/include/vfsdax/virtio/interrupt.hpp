@@ -1,0 +1,22 @@
+// Interrupt: how a device tells its transport that the driver has something to look at.
+#pragma once
+
+#include <cstdint>
+
+namespace vfsdax::virtio {
+
+// Implemented by the transport (MSI-X message, or INTx plus an ISR bit). Thread-safe: a
+// device may signal from any of its worker threads.
+class Interrupt {
+public:
+    virtual ~Interrupt() = default;
+    // The device placed buffers in the used ring of queue `index`.
+    virtual void queue_used(uint16_t index) = 0;
+    // The device configuration space changed (the transport bumps config_generation).
+    virtual void config_changed() = 0;
+    // The device hit an error it cannot recover from (a broken queue): the transport sets
+    // DEVICE_NEEDS_RESET and raises a configuration change interrupt.
+    virtual void needs_reset() = 0;
+};
+
+}  // namespace vfsdax::virtio
