@@ -24,21 +24,15 @@ const char* to_string(QueueError error) {
 }
 
 std::expected<std::unique_ptr<Queue>, QueueError> activate_queue(const QueueConfig& config,
-                                                                 [[maybe_unused]] const GuestMemory& memory,
+                                                                 const GuestMemory& memory,
                                                                  uint64_t features) {
     if (!config.ready || config.size == 0 || config.size > config.max_size) {
         return std::unexpected(QueueError::BadConfig);
     }
     if (features & feature_bit(VIRTIO_F_RING_PACKED)) {
-#ifdef VFSDAX_HAVE_PACKED_QUEUE
         return make_packed_queue(config, memory, features);
-#endif
-    } else {
-#ifdef VFSDAX_HAVE_SPLIT_QUEUE
-        return make_split_queue(config, memory, features);
-#endif
     }
-    return std::unexpected(QueueError::BadConfig);
+    return make_split_queue(config, memory, features);
 }
 
 }  // namespace vfsdax::virtio

@@ -1,0 +1,284 @@
+// PackedQueue: pop/push over a packed descriptor ring, its event suppression areas, and every
+// guest mistake as a QueueError (virtio 1.2, 2.8).
+#include "virtio/packed_queue.hpp"
+
+#include <endian.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "virtio/queue_factories.hpp"
+
+namespace vfsdax::virtio {
+
+namespace {
+
+constexpr uint16_t kAvail = 1u << VRING_PACKED_DESC_F_AVAIL;
+constexpr uint16_t kUsed = 1u << VRING_PACKED_DESC_F_USED;
+constexpr uint16_t kWrapBit = 1u << VRING_PACKED_EVENT_F_WRAP_CTR;
+constexpr uint64_t kDescSize = sizeof(vring_packed_desc);
+static_assert(kDescSize == 16 && sizeof(vring_packed_desc_event) == 4);
+
+// One descriptor, copied out of guest memory once: every check and every use reads the copy.
+struct Desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id;
+    uint16_t flags;
+};
+
+// A ring descriptor (host-aligned, checked at activation): each field is read once, by an
+// atomic load the compiler can neither repeat nor split. Flags come from the caller's load.
+[[gnu::always_inline]] inline Desc load_ring_desc(const vring_packed_desc& d, uint16_t flags) {
+    return {le64toh(std::atomic_ref(const_cast<__le64&>(d.addr)).load(std::memory_order_relaxed)),
+            le32toh(std::atomic_ref(const_cast<__le32&>(d.len)).load(std::memory_order_relaxed)),
+            le16toh(std::atomic_ref(const_cast<__le16&>(d.id)).load(std::memory_order_relaxed)), flags};
+}
+
+inline uint16_t load_flags(const vring_packed_desc& d, std::memory_order order) {
+    return le16toh(std::atomic_ref(const_cast<__le16&>(d.flags)).load(order));
+}
+
+// An indirect table entry: the table may sit at any address, so copy it, and keep the compiler
+// from fetching the fields from guest memory again.
+inline Desc load_table_desc(const std::byte* guest) {
+    vring_packed_desc raw;
+    std::memcpy(&raw, guest, sizeof raw);
+    asm volatile("" ::: "memory");
+    return {le64toh(raw.addr), le32toh(raw.len), le16toh(raw.id), le16toh(raw.flags)};
+}
+
+// An available descriptor has AVAIL equal to the driver's wrap counter and USED not equal to
+// it: `avail_bits` is kAvail for wrap 1, kUsed for wrap 0.
+inline bool is_available(uint16_t flags, uint16_t avail_bits) {
+    return (flags & (kAvail | kUsed)) == avail_bits;
+}
+
+QueueError from_memory_error(MemoryError error) {
+    return error == MemoryError::Overflow ? QueueError::LengthOverflow : QueueError::AddressOutOfRange;
+}
+
+}  // namespace
+
+std::expected<std::unique_ptr<Queue>, QueueError> make_packed_queue(const QueueConfig& config,
+                                                                    const GuestMemory& memory,
+                                                                    uint64_t features) {
+    return PackedQueue::create(config, memory, features);
+}
+
+std::expected<std::unique_ptr<Queue>, QueueError> PackedQueue::create(const QueueConfig& config,
+                                                                      const GuestMemory& memory,
+                                                                      uint64_t features) {
+    // 2^15 entries at most: the event offsets have 15 bits. Any size below that is fine.
+    if (config.size == 0 || config.size > kMaxQueueSize) return std::unexpected(QueueError::BadConfig);
+    if (!config.desc.is_aligned(16) || !config.driver.is_aligned(4) || !config.device.is_aligned(4)) {
+        return std::unexpected(QueueError::BadConfig);
+    }
+    // RAM never moves in host memory: translate the three areas once, keep the host views.
+    auto ring = memory.translate(config.desc, uint64_t{config.size} * kDescSize);
+    if (!ring) return std::unexpected(QueueError::AddressOutOfRange);
+    auto driver = memory.translate(config.driver, sizeof(vring_packed_desc_event));
+    if (!driver) return std::unexpected(QueueError::AddressOutOfRange);
+    auto device = memory.translate(config.device, sizeof(vring_packed_desc_event));
+    if (!device) return std::unexpected(QueueError::AddressOutOfRange);
+    // Atomic accesses need the host addresses aligned as well (a VMM could map RAM oddly).
+    const auto host_aligned = [](std::span<std::byte> s, uintptr_t alignment) {
+        return reinterpret_cast<uintptr_t>(s.data()) % alignment == 0;
+    };
+    if (!host_aligned(*ring, alignof(vring_packed_desc)) || !host_aligned(*driver, 4) ||
+        !host_aligned(*device, 4)) {
+        return std::unexpected(QueueError::BadConfig);
+    }
+    return std::unique_ptr<Queue>(new PackedQueue(memory, reinterpret_cast<vring_packed_desc*>(ring->data()),
+                                                  reinterpret_cast<uint32_t*>(driver->data()),
+                                                  reinterpret_cast<uint32_t*>(device->data()), config.size,
+                                                  features));
+}
+
+PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uint32_t* driver_event,
+                         uint32_t* device_event, uint16_t size, uint64_t features)
+    : memory_(memory),
+      ring_(ring),
+      driver_event_(driver_event),
+      device_event_(device_event),
+      size_(size),
+      event_idx_(features & feature_bit(VIRTIO_RING_F_EVENT_IDX)),
+      indirect_(features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)),
+      avail_bits_(kAvail),        // both wrap counters start at 1 (2.8.1)
+      used_bits_(kAvail | kUsed),
+      in_flight_(size, 0) {}
+
+bool PackedQueue::available_at(uint16_t slot) const {
+    // Acquire: the rest of the descriptor (and of its list) is read after the flags.
+    return is_available(load_flags(ring_[slot], std::memory_order_acquire), avail_bits_);
+}
+
+// Flattened: translate() and DescriptorChain::add() inline into the loop (the hot path).
+[[gnu::flatten]] std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
+    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
+    vring_packed_desc* const ring = ring_;
+    const uint32_t size = size_;
+    uint32_t slot = next_avail_;
+    // Acquire: the rest of the list is read after the first descriptor's flags, which the
+    // driver writes last. Every later read uses this value, whatever the guest writes since.
+    uint16_t flags = load_flags(ring[slot], std::memory_order_acquire);
+    if (!is_available(flags, avail_bits_)) return false;
+
+    chain.clear({});
+    uint32_t slots = 0;
+    Desc desc;
+    for (;;) {
+        desc = load_ring_desc(ring[slot], flags);
+        ++slots;
+        if (desc.flags & VRING_DESC_F_INDIRECT) [[unlikely]] {
+            // Only alone in its list: never after a NEXT, never with NEXT (2.8.7).
+            if (!indirect_ || slots != 1 || (desc.flags & VRING_DESC_F_NEXT)) {
+                return fail(QueueError::BadIndirectTable);
+            }
+            if (auto r = read_indirect(chain, desc.addr, desc.len); !r) return fail(r.error());
+            break;
+        }
+        if (auto r = add_segment(chain, desc.addr, desc.len, desc.flags & VRING_DESC_F_WRITE); !r)
+            [[unlikely]] {
+            return fail(r.error());
+        }
+        if (!(desc.flags & VRING_DESC_F_NEXT)) break;
+        // A list holds at most size descriptors (2.8.18): one more would be a second lap.
+        if (slots == size) [[unlikely]] return fail(QueueError::ChainTooLong);
+        if (++slot == size) slot = 0;
+        flags = load_flags(ring[slot], std::memory_order_relaxed);
+    }
+    if (chain.readable_bytes() + chain.writable_bytes() > UINT32_MAX) [[unlikely]] {
+        return fail(QueueError::LengthOverflow);
+    }
+    // The buffer id is in the last descriptor of the list (2.8.6).
+    const uint16_t id = desc.id;
+    if (id >= size || in_flight_[id] != 0) [[unlikely]] return fail(QueueError::BadBufferId);
+    // A driver reuses ring slots only once they are used: more in flight means it overran us.
+    const uint32_t in_flight_slots = in_flight_slots_ + slots;
+    if (in_flight_slots > size) [[unlikely]] return fail(QueueError::ChainTooLong);
+    in_flight_slots_ = in_flight_slots;
+    in_flight_[id] = static_cast<uint16_t>(slots);
+    chain.set_token({id, static_cast<uint16_t>(slots)});
+    uint32_t next = next_avail_ + slots;
+    if (next >= size) {
+        next -= size;
+        avail_bits_ ^= kAvail | kUsed;
+    }
+    next_avail_ = static_cast<uint16_t>(next);
+    return true;
+}
+
+std::expected<void, QueueError> PackedQueue::read_indirect(DescriptorChain& chain, uint64_t addr,
+                                                           uint32_t len) {
+    if (len == 0 || len % kDescSize != 0 || len / kDescSize > kMaxIndirectDescriptors) {
+        return std::unexpected(QueueError::BadIndirectTable);
+    }
+    auto table = memory_.translate(GuestAddress(addr), len);
+    if (!table) return std::unexpected(from_memory_error(table.error()));
+    // Inside the table only WRITE means anything (2.8.7): the list is the whole table, so NEXT
+    // and the buffer ids are ignored. INDIRECT would be a nested table: refused.
+    for (uint64_t offset = 0; offset < len; offset += kDescSize) {
+        const Desc desc = load_table_desc(table->data() + offset);
+        if (desc.flags & VRING_DESC_F_INDIRECT) return std::unexpected(QueueError::NestedIndirect);
+        if (auto r = add_segment(chain, desc.addr, desc.len, desc.flags & VRING_DESC_F_WRITE); !r) {
+            return r;
+        }
+    }
+    return {};
+}
+
+std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain, uint64_t addr,
+                                                         uint32_t len, bool writable) {
+    if (len == 0) [[unlikely]] return std::unexpected(QueueError::ZeroLength);
+    auto span = memory_.translate(GuestAddress(addr), len);
+    if (!span) [[unlikely]] return std::unexpected(from_memory_error(span.error()));
+    return chain.add(*span, writable);
+}
+
+std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
+    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
+    const DescriptorChain::Token token = chain.token();
+    const uint32_t slots = token.ring_slots;
+    if (token.id >= size_ || slots == 0 || in_flight_[token.id] != slots) [[unlikely]] {
+        return fail(QueueError::BadBufferId);
+    }
+    if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
+    // One used element for the whole list, at next_used: id and len first, flags last with
+    // release. AVAIL and USED both equal our wrap counter; WRITE says len means something.
+    vring_packed_desc& used = ring_[next_used_];
+    std::atomic_ref(used.id).store(htole16(token.id), std::memory_order_relaxed);
+    std::atomic_ref(used.len).store(htole32(written), std::memory_order_relaxed);
+    const uint16_t flags = used_bits_ | (written ? VRING_DESC_F_WRITE : 0);
+    std::atomic_ref(used.flags).store(htole16(flags), std::memory_order_release);
+
+    in_flight_[token.id] = 0;
+    in_flight_slots_ -= slots;
+    used_since_signal_ += slots;
+    // Skip the rest of the slots the list took (2.8.6).
+    uint32_t next = next_used_ + slots;
+    if (next >= size_) {
+        next -= size_;
+        used_bits_ ^= kAvail | kUsed;
+    }
+    next_used_ = static_cast<uint16_t>(next);
+    return {};
+}
+
+bool PackedQueue::needs_interrupt() {
+    const uint64_t advanced = used_since_signal_;
+    used_since_signal_ = 0;
+    if (broken_ || advanced == 0) return false;
+    // Our used flags must be visible before we read what the driver asks for (it re-checks the
+    // ring after writing the area; one of us sees the other).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // One 32-bit load: off_wrap and flags from the same moment.
+    const uint32_t word = le32toh(std::atomic_ref(*driver_event_).load(std::memory_order_relaxed));
+    const uint16_t off_wrap = word & 0xffff;
+    const uint16_t flags = (word >> 16) & 0x3;  // the other 14 bits are reserved
+    if (flags == VRING_PACKED_EVENT_FLAG_DISABLE) return false;
+    // DESC means something only with EVENT_IDX; ENABLE and the reserved value 3 mean "always".
+    if (flags != VRING_PACKED_EVENT_FLAG_DESC || !event_idx_) return true;
+
+    // The driver wants an interrupt once the descriptor at (offset, wrap) has been used: when
+    // the used slots since the last decision cover it. Slots are numbered over two laps
+    // (2 * size positions); a wrap counter of 1 marks the first lap.
+    const uint32_t offset = off_wrap & ~kWrapBit;
+    if (offset >= size_) return false;  // no such descriptor: it is never used
+    const uint32_t lap = 2u * size_;
+    if (advanced >= lap) return true;  // every position was passed
+    const uint32_t event = offset + ((off_wrap & kWrapBit) ? 0 : size_);
+    const uint32_t now = next_used_ + (used_bits_ ? 0 : size_);
+    const uint32_t behind = now >= event ? now - event : now + lap - event;
+    return behind != 0 && behind <= advanced;
+}
+
+void PackedQueue::write_device_event(uint16_t flags, uint16_t off_wrap) {
+    const uint32_t word = uint32_t{off_wrap} | uint32_t{flags} << 16;
+    if (word == device_event_shadow_) return;
+    device_event_shadow_ = word;
+    std::atomic_ref(*device_event_).store(htole32(word), std::memory_order_relaxed);
+}
+
+void PackedQueue::disable_notifications() {
+    if (broken_) return;
+    write_device_event(VRING_PACKED_EVENT_FLAG_DISABLE, 0);
+}
+
+std::expected<bool, QueueError> PackedQueue::enable_notifications() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    if (event_idx_) {
+        // Kick me when you make the next descriptor I will look at available.
+        write_device_event(VRING_PACKED_EVENT_FLAG_DESC,
+                           static_cast<uint16_t>(next_avail_ | (avail_bits_ == kAvail ? kWrapBit : 0)));
+    } else {
+        write_device_event(VRING_PACKED_EVENT_FLAG_ENABLE, 0);
+    }
+    // The area must be visible before we look at the ring again (the driver checks the area
+    // after publishing: either it kicks, or we see its buffer here).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return available_at(next_avail_);
+}
+
+}  // namespace vfsdax::virtio

@@ -1,0 +1,82 @@
+// PackedQueue: the device side of a packed virtqueue (virtio 1.2, 2.8). Private.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <vector>
+
+#include "vfsdax/virtio/queue.hpp"
+#include "vfsdax/virtio/spec.hpp"
+
+namespace vfsdax::virtio {
+
+// Hidden: nothing outside the library names it (it is reached through Queue), and a hidden
+// member cannot be interposed, so the hot path inlines into pop().
+class [[gnu::visibility("hidden")]] PackedQueue final : public Queue {
+public:
+    // Checks the packed layout rules (size <= 2^15, descriptor ring 16-aligned, event areas
+    // 4-aligned, all backed by memory) and translates the three areas once.
+    static std::expected<std::unique_ptr<Queue>, QueueError> create(const QueueConfig& config,
+                                                                    const GuestMemory& memory,
+                                                                    uint64_t features);
+
+    std::expected<bool, QueueError> pop(DescriptorChain& chain) override;
+    std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) override;
+    bool needs_interrupt() override;
+    void disable_notifications() override;
+    std::expected<bool, QueueError> enable_notifications() override;
+    uint16_t size() const override { return size_; }
+    bool broken() const override { return broken_; }
+
+    // An indirect table may hold at most this many descriptors (as vhost does): a packed indirect
+    // table is not bounded by the queue size (Linux puts more segments than that in one).
+    static constexpr uint32_t kMaxIndirectDescriptors = 65536;
+
+private:
+    PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uint32_t* driver_event,
+                uint32_t* device_event, uint16_t size, uint64_t features);
+
+    bool available_at(uint16_t slot) const;
+    // The rare path stays out of pop(); the common one goes into it.
+    [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain& chain,
+                                                                    uint64_t addr, uint32_t len);
+    [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
+        DescriptorChain& chain, uint64_t addr, uint32_t len, bool writable);
+    void write_device_event(uint16_t flags, uint16_t off_wrap);
+    std::unexpected<QueueError> fail(QueueError error) {
+        broken_ = true;
+        return std::unexpected(error);
+    }
+
+    const GuestMemory& memory_;
+    vring_packed_desc* const ring_;  // size_ descriptors, host view
+    // The two struct vring_packed_desc_event areas, each read or written as one little-endian
+    // 32-bit word (off_wrap in the low half, flags in the high half).
+    uint32_t* const driver_event_;  // written by the driver: interrupt suppression
+    uint32_t* const device_event_;  // written by us: kick suppression
+    const uint16_t size_;
+    const bool event_idx_;
+    const bool indirect_;
+    bool broken_ = false;
+
+    // Where the next available descriptor is expected, and the driver's wrap counter there, as
+    // the AVAIL/USED bits an available descriptor carries in this lap (AVAIL for wrap 1).
+    uint16_t next_avail_ = 0;
+    uint16_t avail_bits_;
+    // Where the next used element goes, and our (device) wrap counter there, as the AVAIL/USED
+    // bits of a used element in this lap (both for wrap 1, neither for 0).
+    uint16_t next_used_ = 0;
+    uint16_t used_bits_;
+
+    // Ring slots each buffer id holds while in flight (0: not in flight), and their sum.
+    std::vector<uint16_t> in_flight_;
+    uint32_t in_flight_slots_ = 0;
+
+    // Ring slots made used since the last needs_interrupt().
+    uint64_t used_since_signal_ = 0;
+    // The device event suppression word we last wrote (off_wrap | flags << 16); ~0 before any.
+    uint32_t device_event_shadow_ = ~uint32_t{0};
+};
+
+}  // namespace vfsdax::virtio
