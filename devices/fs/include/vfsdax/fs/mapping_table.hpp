@@ -1,0 +1,106 @@
+// MappingTable: which window ranges map which file extents, and the DAX overlap rules. No syscalls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace vfsdax::fs {
+
+// A piece of file behind part of a mapping. The table keeps no fd: the host mapping holds the
+// file, so nothing here can point at a descriptor that was closed since.
+struct MappedExtent {
+    uint64_t file_offset = 0;
+    uint64_t length = 0;
+
+    bool operator==(const MappedExtent&) const = default;
+};
+
+// [offset, offset + length) of the window.
+struct WindowRange {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+
+    bool operator==(const WindowRange&) const = default;
+};
+
+// One mapping: `extents` lie back to back from `offset` and add up to `length`. A dead mapping
+// lost its file (the host truncated it under the guest) and is anonymous memory now; it stays
+// in the table so the guest's later REMOVEMAPPING of it still finds it.
+struct Mapping {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t owner = 0;
+    bool writable = false;
+    bool dead = false;
+    std::vector<MappedExtent> extents;
+};
+
+// The FUSE DAX rules for the window's mapping table:
+// - insert: a mapping that exactly covers an old one replaces it (that is also how a read-only
+//   mapping is upgraded to read-write); one that covers part of an old mapping cuts that part
+//   out, leaving one or two pieces of it.
+// - remove: takes any range out, splitting mappings it cuts through; unmapped parts are fine.
+// - offsets and lengths must be multiples of `alignment` and lie inside the window: any value,
+//   including ones whose sums overflow, is checked before anything changes (EINVAL).
+// - the number of extents is bounded (each one costs the host a mapping); an operation that
+//   would exceed the bound fails with ENOSPC and changes nothing.
+// Every failing operation leaves the table as it was. Errors are positive errno values.
+class MappingTable {
+public:
+    struct Limits {
+        uint64_t window_size = 0;
+        uint64_t alignment = 4096;  // a power of two
+        std::size_t max_extents = 0;
+    };
+
+    explicit MappingTable(const Limits& limits) : limits_(limits) {}
+
+    std::expected<void, int> insert(uint64_t offset, std::span<const MappedExtent> extents,
+                                    bool writable, uint64_t owner);
+    std::expected<void, int> remove(uint64_t offset, uint64_t length);
+    // Drops every mapping.
+    void clear();
+
+    // The mapping holding window byte `offset`, if any.
+    const Mapping* find(uint64_t offset) const;
+    // Whether any mapping overlaps [offset, offset + length); a range running past the end of
+    // the address space is taken to end there.
+    bool occupied(uint64_t offset, uint64_t length) const;
+    // Marks the mapping holding `offset` dead; ENOENT if none does.
+    std::expected<void, int> kill(uint64_t offset);
+    // The live, writable mappings of `owner` (of every owner if none is given): what the guest
+    // may have dirtied through the window.
+    std::vector<WindowRange> writable_ranges(std::optional<uint64_t> owner) const;
+
+    std::vector<Mapping> snapshot() const;
+    std::size_t live_mappings() const;
+    std::size_t dead_mappings() const { return mappings_.size() - live_mappings(); }
+    std::size_t extents() const { return extent_count_; }
+    uint64_t bytes_mapped() const;
+    const Limits& limits() const { return limits_; }
+
+private:
+    bool aligned(uint64_t value) const { return (value & (limits_.alignment - 1)) == 0; }
+    std::expected<void, int> check_range(uint64_t offset, uint64_t length) const;
+    // Mappings overlapping [offset, end), and what is left of them once that range is cut out.
+    struct Cut {
+        std::vector<uint64_t> removed;  // keys of overlapped mappings
+        std::vector<Mapping> remnants;
+        std::ptrdiff_t extent_delta = 0;
+    };
+    Cut plan_cut(uint64_t offset, uint64_t end) const;
+    // Applies `cut` and counts `extra_extents` more (the caller's new mapping), or fails with
+    // ENOSPC and changes nothing.
+    std::expected<void, int> apply(const Cut& cut, std::ptrdiff_t extra_extents);
+
+    Limits limits_;
+    std::map<uint64_t, Mapping> mappings_;  // by window offset; never overlapping
+    std::size_t extent_count_ = 0;
+};
+
+}  // namespace vfsdax::fs

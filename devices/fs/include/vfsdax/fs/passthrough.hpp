@@ -1,0 +1,57 @@
+// Passthrough backend: a FileSystem that serves one host directory, and the process hardening
+// (capabilities, fd limit) a VMM applies before serving it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vfsdax/fs/file_system.hpp"
+
+namespace vfsdax::fs {
+
+struct PassthroughOptions {
+    // The shared directory. Nothing outside it is ever reached through the backend.
+    std::string root;
+    // How many inodes may hold an O_PATH fd; 0 means half of RLIMIT_NOFILE's soft limit at
+    // creation (the other half is left for open files and the VMM).
+    std::size_t max_inode_fds = 0;
+    // Beyond max_inode_fds, hold inodes as file handles (name_to_handle_at) where the host
+    // file system supports them and the process may decode them (CAP_DAC_READ_SEARCH).
+    // Otherwise, or when false, inodes keep taking fds until the limit says EMFILE.
+    bool file_handles = true;
+};
+
+// Behaviour, decided where the issue left a choice:
+// - open/create strip O_CREAT, O_EXCL, O_NOCTTY, O_PATH, O_TMPFILE, O_NOFOLLOW and O_DIRECT
+//   (guest buffers are not aligned for the host's direct I/O; the guest applies its own cache
+//   policy). Only regular files and directories are opened: a symlink gives ELOOP (as
+//   O_NOFOLLOW would), any other type ENXIO.
+// - mknod creates regular files, fifos and sockets; device nodes are refused with EPERM (a
+//   guest-made device node would hand host users the device).
+// - POSIX locks are OFD locks on the handle's own description (per open file); the guest's
+//   lock owner is not used. flock locks likewise live on the handle.
+// - When the process runs as root, files are created under the requester's uid, gid and
+//   supplementary groups (per thread), with the requester's umask (per-thread umask: the
+//   creating thread unshares its fs attributes once).
+std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(const PassthroughOptions& options);
+
+// The capabilities the passthrough server needs (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER,
+// FSETID, SETGID, SETUID, SETFCAP).
+std::vector<int> passthrough_capabilities();
+
+// Drops every capability but passthrough_capabilities() and `keep_also`, from the effective,
+// permitted and bounding sets, with libcap-ng. Capabilities are per thread: call it before the
+// VMM starts threads, which then inherit the reduced set. Errors: EINVAL for an unknown
+// capability number, EPERM when the kernel refused.
+std::expected<void, int> drop_capabilities(std::span<const int> keep_also = {});
+
+// Raises RLIMIT_NOFILE: the hard limit up to /proc/sys/fs/nr_open when allowed
+// (CAP_SYS_RESOURCE), and the soft limit up to the hard one. Returns the new soft limit.
+std::expected<uint64_t, int> raise_fd_limit();
+
+}  // namespace vfsdax::fs

@@ -1,0 +1,45 @@
+// HandleTable: guest-chosen handle values are looked up, never trusted.
+#include "passthrough/handle_table.hpp"
+
+#include <cerrno>
+
+namespace vfsdax::fs::passthrough {
+
+uint64_t HandleTable::add(std::shared_ptr<OpenFile> file) {
+    std::lock_guard lock(mutex_);
+    const uint64_t fh = next_++;
+    files_.emplace(fh, std::move(file));
+    return fh;
+}
+
+std::expected<std::shared_ptr<OpenFile>, int> HandleTable::get(uint64_t fh, uint64_t nodeid,
+                                                               bool directory) const {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(fh);
+    if (it == files_.end() || it->second->inode->nodeid != nodeid ||
+        it->second->directory != directory) {
+        return std::unexpected(EBADF);
+    }
+    return it->second;
+}
+
+std::expected<std::shared_ptr<OpenFile>, int> HandleTable::remove(uint64_t fh, uint64_t nodeid,
+                                                                  bool directory) {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(fh);
+    if (it == files_.end() || it->second->inode->nodeid != nodeid ||
+        it->second->directory != directory) {
+        return std::unexpected(EBADF);
+    }
+    auto file = std::move(it->second);
+    files_.erase(it);
+    return file;
+}
+
+void HandleTable::clear() {
+    decltype(files_) closing;  // fds close after the lock is released
+    std::lock_guard lock(mutex_);
+    closing.swap(files_);
+}
+
+}  // namespace vfsdax::fs::passthrough

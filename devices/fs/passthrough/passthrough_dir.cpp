@@ -1,0 +1,114 @@
+// PassthroughFs: directory handles and listings with d_off cookies as resumable offsets.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+#include "passthrough/names.hpp"
+#include "passthrough/passthrough_fs.hpp"
+
+namespace vfsdax::fs::passthrough {
+
+namespace {
+
+// struct linux_dirent64, as getdents64(2) fills it.
+struct HostDirent {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+};
+
+}  // namespace
+
+Result<OpenResult> PassthroughFs::opendir(const RequestContext&, NodeId node, uint32_t) {
+    auto in = inode(node);
+    if (!in) return std::unexpected(in.error());
+    if ((*in)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    auto fd = inodes_->reopen(**in, O_RDONLY | O_DIRECTORY);
+    if (!fd) return std::unexpected(fd.error());
+    return add_handle(std::move(*in), std::move(*fd), true, O_RDONLY);
+}
+
+Result<void> PassthroughFs::readdir(const RequestContext&, NodeId node, FileHandle fh,
+                                    uint64_t offset, DirSink& sink) {
+    return list_dir(node, fh, offset, sink, false);
+}
+
+Result<void> PassthroughFs::readdirplus(const RequestContext&, NodeId node, FileHandle fh,
+                                        uint64_t offset, DirSink& sink) {
+    return list_dir(node, fh, offset, sink, true);
+}
+
+// Every call seeks to the guest's offset first: the kernel's d_off of an entry is a telldir
+// cookie that resumes right after it, on this or any other description of the directory.
+Result<void> PassthroughFs::list_dir(NodeId node, FileHandle fh, uint64_t offset, DirSink& sink,
+                                     bool plus) {
+    auto open = handles_.get(fh, node, true);
+    if (!open) return std::unexpected(open.error());
+    OpenFile& dir = **open;
+    std::lock_guard lock(dir.dir_mutex);
+    const int fd = dir.fd.get();
+    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) return std::unexpected(errno);
+    const bool is_root = node == InodeTable::kRootId;
+    const uint64_t root_ino = inodes_->root()->key.ino;
+    bool added_any = false;
+    alignas(HostDirent) std::byte buffer[16384];
+    for (;;) {
+        const long n = ::syscall(SYS_getdents64, fd, buffer, sizeof(buffer));
+        if (n < 0) {
+            if (added_any) return {};
+            return std::unexpected(errno);
+        }
+        if (n == 0) return {};
+        for (long pos = 0; pos < n;) {
+            const auto* d = reinterpret_cast<const HostDirent*>(buffer + pos);
+            if (d->reclen == 0) return std::unexpected(EIO);
+            pos += d->reclen;
+            DirEntry dirent;
+            dirent.name = std::string_view(d->name, ::strnlen(d->name, d->reclen));
+            dirent.ino = d->ino;
+            dirent.next_offset = static_cast<uint64_t>(d->off);
+            dirent.type = d->type;
+            // The root's ".." is the root itself: the host's parent stays invisible.
+            if (is_root && dirent.name == "..") dirent.ino = root_ino;
+            if (!plus || is_dot_or_dotdot(dirent.name)) {
+                if (!sink.add(dirent, nullptr)) return {};
+                added_any = true;
+                continue;
+            }
+            auto entry = lookup_in(*dir.inode, dirent.name);
+            if (!entry) {
+                // Gone since the listing was read: the guest just does not see it.
+                if (entry.error() == ENOENT) continue;
+                if (added_any) return {};
+                return std::unexpected(entry.error());
+            }
+            if (!sink.add(dirent, &*entry)) {
+                inodes_->forget(entry->nodeid, 1);
+                return {};
+            }
+            added_any = true;
+        }
+    }
+}
+
+void PassthroughFs::releasedir(const RequestContext&, NodeId node, FileHandle fh) {
+    (void)handles_.remove(fh, node, true);
+}
+
+Result<void> PassthroughFs::fsyncdir(const RequestContext&, NodeId node, FileHandle fh,
+                                     bool datasync) {
+    auto open = handles_.get(fh, node, true);
+    if (!open) return std::unexpected(open.error());
+    const int fd = (*open)->fd.get();
+    if ((datasync ? ::fdatasync(fd) : ::fsync(fd)) != 0) return std::unexpected(errno);
+    return {};
+}
+
+}  // namespace vfsdax::fs::passthrough

@@ -1,0 +1,202 @@
+// PassthroughFs core: creation, sessions, lookups, attributes of a node.
+#include "passthrough/passthrough_fs.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "passthrough/credentials.hpp"
+#include "passthrough/names.hpp"
+#include "vfsdax/fs/passthrough.hpp"
+
+namespace vfsdax::fs {
+
+std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
+    const PassthroughOptions& options) {
+    using passthrough::UniqueFd;
+    if (options.root.empty()) return std::unexpected(EINVAL);
+    UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) return std::unexpected(errno);
+    std::size_t max_fds = options.max_inode_fds;
+    if (max_fds == 0) {
+        rlimit lim{};
+        if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::unexpected(errno);
+        max_fds = lim.rlim_cur == RLIM_INFINITY ? SIZE_MAX : lim.rlim_cur / 2;
+    }
+    auto table = passthrough::InodeTable::create(std::move(root), max_fds, options.file_handles);
+    if (!table) return std::unexpected(table.error());
+    return std::make_unique<passthrough::PassthroughFs>(std::move(*table));
+}
+
+}  // namespace vfsdax::fs
+
+namespace vfsdax::fs::passthrough {
+
+Result<void> PassthroughFs::init(const SessionInfo& session) {
+    session_ = session;
+    return {};
+}
+
+void PassthroughFs::destroy() {
+    handles_.clear();
+    inodes_->forget_all();
+}
+
+Result<PassthroughFs::InodePtr> PassthroughFs::inode(NodeId node) const {
+    return inodes_->get(node);
+}
+
+Result<Attr> PassthroughFs::stat_inode(const Inode& inode) const {
+    auto fd = inodes_->path_fd(inode);
+    if (!fd) return std::unexpected(fd.error());
+    Attr attr;
+    if (::fstatat(fd->get(), "", &attr.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(errno);
+    }
+    return attr;
+}
+
+Result<Entry> PassthroughFs::entry_for(UniqueFd fd, InodePtr* out) {
+    auto inode = inodes_->add_lookup(std::move(fd));
+    if (!inode) return std::unexpected(inode.error());
+    auto attr = stat_inode(**inode);
+    if (!attr) {
+        inodes_->forget((*inode)->nodeid, 1);
+        return std::unexpected(attr.error());
+    }
+    if (out) *out = *inode;
+    return Entry{(*inode)->nodeid, 0, *attr};
+}
+
+Result<Entry> PassthroughFs::lookup(const RequestContext&, NodeId parent, std::string_view name) {
+    if (auto ok = check_lookup_name(name); !ok) return std::unexpected(ok.error());
+    auto dir = inode(parent);
+    if (!dir) return std::unexpected(dir.error());
+    if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    return lookup_in(**dir, name);
+}
+
+Result<Entry> PassthroughFs::lookup_in(const Inode& parent, std::string_view name) {
+    if (name == ".") {
+        auto attr = stat_inode(parent);
+        if (!attr) return std::unexpected(attr.error());
+        inodes_->add_lookup(parent);
+        return Entry{parent.nodeid, 0, *attr};
+    }
+    if (name == "..") return lookup_dotdot(parent);
+    auto dirfd = inodes_->path_fd(parent);
+    if (!dirfd) return std::unexpected(dirfd.error());
+    // The name is one checked component, so it cannot climb; the resolve flags are the second
+    // wall: no symlink is followed (a trailing one is opened as itself, O_PATH|O_NOFOLLOW),
+    // no magic link, nothing above the parent.
+    const std::string cname(name);
+    open_how how{};
+    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    UniqueFd fd(
+        static_cast<int>(::syscall(SYS_openat2, dirfd->get(), cname.c_str(), &how, sizeof(how))));
+    if (!fd.valid()) return std::unexpected(errno);
+    return entry_for(std::move(fd));
+}
+
+// ".." of a directory below the root is its host parent, accepted only if walking up from it
+// reaches the root: a directory the host moved elsewhere must not lead the guest out.
+Result<Entry> PassthroughFs::lookup_dotdot(const Inode& dir) {
+    if (dir.nodeid == InodeTable::kRootId) return lookup_in(dir, ".");
+    auto dirfd = inodes_->path_fd(dir);
+    if (!dirfd) return std::unexpected(dirfd.error());
+    UniqueFd parent(::openat(dirfd->get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!parent.valid()) return std::unexpected(errno);
+    const InodeKey root_key = inodes_->root()->key;
+    UniqueFd cursor(::fcntl(parent.get(), F_DUPFD_CLOEXEC, 0));
+    if (!cursor.valid()) return std::unexpected(errno);
+    // Bounded: a path deeper than this is refused rather than walked forever.
+    constexpr int kMaxDepth = 4096;
+    for (int depth = 0;; ++depth) {
+        auto sx = statx_fd(cursor.get());
+        if (!sx) return std::unexpected(sx.error());
+        if (key_of(*sx) == root_key) break;
+        if (depth == kMaxDepth) return std::unexpected(ELOOP);
+        UniqueFd up(::openat(cursor.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!up.valid()) return std::unexpected(errno);
+        auto upx = statx_fd(up.get());
+        if (!upx) return std::unexpected(upx.error());
+        // The host's "/" is its own parent: the walk left the shared directory.
+        if (key_of(*upx) == key_of(*sx)) return std::unexpected(ENOENT);
+        cursor = std::move(up);
+    }
+    return entry_for(std::move(parent));
+}
+
+void PassthroughFs::forget(NodeId node, uint64_t nlookup) {
+    inodes_->forget(node, nlookup);
+}
+
+Result<Attr> PassthroughFs::getattr(const RequestContext&, NodeId node,
+                                    std::optional<FileHandle> fh) {
+    auto in = inode(node);
+    if (!in) return std::unexpected(in.error());
+    if (fh) {
+        auto open = handles_.get(*fh, node, (*in)->type == S_IFDIR);
+        if (!open) return std::unexpected(open.error());
+        Attr attr;
+        if (::fstat((*open)->fd.get(), &attr.st) != 0) return std::unexpected(errno);
+        return attr;
+    }
+    return stat_inode(**in);
+}
+
+Result<std::string> PassthroughFs::readlink(const RequestContext&, NodeId node) {
+    auto in = inode(node);
+    if (!in) return std::unexpected(in.error());
+    if ((*in)->type != S_IFLNK) return std::unexpected(EINVAL);
+    auto fd = inodes_->path_fd(**in);
+    if (!fd) return std::unexpected(fd.error());
+    std::string target(PATH_MAX, '\0');
+    const ssize_t n = ::readlinkat(fd->get(), "", target.data(), target.size());
+    if (n < 0) return std::unexpected(errno);
+    // A target of PATH_MAX bytes or more may have been cut: refuse rather than lie.
+    if (static_cast<std::size_t>(n) >= target.size()) return std::unexpected(ENAMETOOLONG);
+    target.resize(static_cast<std::size_t>(n));
+    return target;
+}
+
+Result<struct statvfs> PassthroughFs::statfs(const RequestContext&, NodeId node) {
+    auto in = inode(node);
+    if (!in) return std::unexpected(in.error());
+    auto fd = inodes_->path_fd(**in);
+    if (!fd) return std::unexpected(fd.error());
+    struct statvfs st {};
+    if (::fstatvfs(fd->get(), &st) != 0) return std::unexpected(errno);
+    return st;
+}
+
+Result<void> PassthroughFs::access(const RequestContext& ctx, NodeId node, uint32_t mask) {
+    if ((mask & ~static_cast<uint32_t>(R_OK | W_OK | X_OK)) != 0) return std::unexpected(EINVAL);
+    auto in = inode(node);
+    if (!in) return std::unexpected(in.error());
+    auto fd = inodes_->path_fd(**in);
+    if (!fd) return std::unexpected(fd.error());
+    // Checked as the requester: the effective ids (AT_EACCESS) switched for this thread only.
+    auto creds = ScopedCredentials::switch_to(ctx.uid, ctx.gid, ctx.groups);
+    if (!creds) return std::unexpected(creds.error());
+    if (::syscall(SYS_faccessat2, fd->get(), "", static_cast<int>(mask),
+                  AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(errno);
+    }
+    return {};
+}
+
+Result<void> PassthroughFs::syncfs(const RequestContext&) {
+    // syncfs(2) wants a real open file, not an O_PATH one.
+    auto fd = inodes_->reopen(*inodes_->root(), O_RDONLY | O_DIRECTORY);
+    if (!fd) return std::unexpected(fd.error());
+    if (::syncfs(fd->get()) != 0) return std::unexpected(errno);
+    return {};
+}
+
+}  // namespace vfsdax::fs::passthrough

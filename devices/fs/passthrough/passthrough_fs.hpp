@@ -1,0 +1,131 @@
+// PassthroughFs: the FileSystem that serves a host directory (declared here, defined across
+// the passthrough_*.cpp files by area).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "passthrough/handle_table.hpp"
+#include "passthrough/inode_table.hpp"
+#include "vfsdax/fs/file_system.hpp"
+
+namespace vfsdax::fs::passthrough {
+
+class PassthroughFs final : public FileSystem {
+public:
+    explicit PassthroughFs(std::unique_ptr<InodeTable> inodes) : inodes_(std::move(inodes)) {}
+
+    Result<void> init(const SessionInfo& session) override;
+    void destroy() override;
+
+    Result<Entry> lookup(const RequestContext& ctx, NodeId parent, std::string_view name) override;
+    void forget(NodeId node, uint64_t nlookup) override;
+    Result<Attr> getattr(const RequestContext& ctx, NodeId node,
+                         std::optional<FileHandle> fh) override;
+    Result<Attr> setattr(const RequestContext& ctx, NodeId node, const SetAttrIn& in) override;
+    Result<std::string> readlink(const RequestContext& ctx, NodeId node) override;
+
+    Result<Entry> symlink(const RequestContext& ctx, NodeId parent, std::string_view name,
+                          std::string_view target) override;
+    Result<Entry> mknod(const RequestContext& ctx, NodeId parent, std::string_view name,
+                        uint32_t mode, uint32_t rdev, uint32_t umask) override;
+    Result<Entry> mkdir(const RequestContext& ctx, NodeId parent, std::string_view name,
+                        uint32_t mode, uint32_t umask) override;
+    Result<void> unlink(const RequestContext& ctx, NodeId parent, std::string_view name) override;
+    Result<void> rmdir(const RequestContext& ctx, NodeId parent, std::string_view name) override;
+    Result<void> rename(const RequestContext& ctx, NodeId parent, std::string_view name,
+                        NodeId new_parent, std::string_view new_name, uint32_t flags) override;
+    Result<Entry> link(const RequestContext& ctx, NodeId node, NodeId new_parent,
+                       std::string_view new_name) override;
+
+    Result<OpenResult> open(const RequestContext& ctx, NodeId node, uint32_t flags,
+                            bool kill_suidgid) override;
+    Result<std::size_t> read(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t offset,
+                             std::span<const iovec> dst) override;
+    Result<std::size_t> write(const RequestContext& ctx, NodeId node, FileHandle fh,
+                              uint64_t offset, std::span<const iovec> src,
+                              bool kill_suidgid) override;
+    Result<struct statvfs> statfs(const RequestContext& ctx, NodeId node) override;
+    void release(const RequestContext& ctx, NodeId node, FileHandle fh, uint32_t flags,
+                 bool flock_unlock, uint64_t lock_owner) override;
+    Result<void> fsync(const RequestContext& ctx, NodeId node, FileHandle fh,
+                       bool datasync) override;
+    Result<void> flush(const RequestContext& ctx, NodeId node, FileHandle fh,
+                       uint64_t lock_owner) override;
+
+    Result<void> setxattr(const RequestContext& ctx, NodeId node, std::string_view name,
+                          std::span<const std::byte> value, uint32_t flags) override;
+    Result<std::size_t> getxattr(const RequestContext& ctx, NodeId node, std::string_view name,
+                                 std::span<std::byte> buffer) override;
+    Result<std::size_t> listxattr(const RequestContext& ctx, NodeId node,
+                                  std::span<std::byte> buffer) override;
+    Result<void> removexattr(const RequestContext& ctx, NodeId node,
+                             std::string_view name) override;
+
+    Result<OpenResult> opendir(const RequestContext& ctx, NodeId node, uint32_t flags) override;
+    Result<void> readdir(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t offset,
+                         DirSink& sink) override;
+    Result<void> readdirplus(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t offset,
+                             DirSink& sink) override;
+    void releasedir(const RequestContext& ctx, NodeId node, FileHandle fh) override;
+    Result<void> fsyncdir(const RequestContext& ctx, NodeId node, FileHandle fh,
+                          bool datasync) override;
+
+    Result<Lock> getlk(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t owner,
+                       const Lock& lock) override;
+    Result<void> setlk(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t owner,
+                       const Lock& lock, bool flock) override;
+
+    Result<void> access(const RequestContext& ctx, NodeId node, uint32_t mask) override;
+    Result<CreateResult> create(const RequestContext& ctx, NodeId parent, std::string_view name,
+                                uint32_t mode, uint32_t umask, uint32_t flags) override;
+    Result<CreateResult> tmpfile(const RequestContext& ctx, NodeId parent, uint32_t mode,
+                                 uint32_t umask, uint32_t flags) override;
+    Result<void> fallocate(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t offset,
+                           uint64_t length, uint32_t mode) override;
+    Result<uint64_t> lseek(const RequestContext& ctx, NodeId node, FileHandle fh, uint64_t offset,
+                           uint32_t whence) override;
+    Result<std::size_t> copy_file_range(const RequestContext& ctx, NodeId node_in, FileHandle fh_in,
+                                        uint64_t offset_in, NodeId node_out, FileHandle fh_out,
+                                        uint64_t offset_out, uint64_t length,
+                                        uint64_t flags) override;
+    Result<void> syncfs(const RequestContext& ctx) override;
+    Result<void> extents(const RequestContext& ctx, NodeId node, std::optional<FileHandle> fh,
+                         uint64_t offset, uint64_t length, bool writable,
+                         const ExtentUser& use) override;
+
+private:
+    using InodePtr = std::shared_ptr<const Inode>;
+
+    Result<InodePtr> inode(NodeId node) const;
+    Result<Attr> stat_inode(const Inode& inode) const;
+    // Registers the inode behind O_PATH fd `fd` (one lookup) and returns its entry; `out`, if
+    // given, receives the inode.
+    Result<Entry> entry_for(UniqueFd fd, InodePtr* out = nullptr);
+    // One more lookup of a known inode, found again by its key (it may have been forgotten).
+    Result<Entry> entry_of(const Inode& inode);
+    struct NameIn;
+    // The directory `parent` and a checked new name in it.
+    Result<NameIn> name_in(NodeId parent, std::string_view name) const;
+    Result<CreateResult> finish_create(UniqueFd fd, int io_flags);
+    // Looks `name` up in `parent` without following any symlink and without leaving the root.
+    Result<Entry> lookup_in(const Inode& parent, std::string_view name);
+    Result<Entry> lookup_dotdot(const Inode& dir);
+    // The handle's open file, checked to be a file (not a directory) of `node`.
+    Result<std::shared_ptr<OpenFile>> file(NodeId node, FileHandle fh) const;
+    // A regular file or directory opened for I/O with sanitised flags.
+    Result<UniqueFd> open_for_io(const Inode& inode, uint32_t flags) const;
+    OpenResult add_handle(InodePtr inode, UniqueFd fd, bool directory, int access);
+    Result<void> kill_suidgid(int fd) const;
+    using PathFdHolder = std::optional<PathFd>;
+    // "/proc/self/fd/N" for the node's inode; `holder` keeps N open while the path is used.
+    Result<std::string> xattr_path(NodeId node, PathFdHolder& holder) const;
+    Result<void> list_dir(NodeId node, FileHandle fh, uint64_t offset, DirSink& sink, bool plus);
+
+    std::unique_ptr<InodeTable> inodes_;
+    HandleTable handles_;
+    SessionInfo session_;
+};
+
+}  // namespace vfsdax::fs::passthrough

@@ -1,0 +1,138 @@
+// libFuzzer target for the FUSE request parser: random messages, split into random segments,
+// with random reply room, served by a FuseServer over the passthrough backend on a scratch dir.
+#include <linux/fuse.h>
+#include <stdlib.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfsdax/fs/fuse_server.hpp"
+#include "vfsdax/fs/passthrough.hpp"
+
+using namespace vfsdax;
+
+namespace {
+
+// Accepts every mapping: the window's own checks are the mapper's business; here only the
+// server's parsing and bounds matter.
+class NullMapper final : public fs::Mapper {
+public:
+    uint64_t window_size() const override { return 64 << 20; }
+    std::expected<void, int> map(uint64_t, std::span<const fs::FileExtent>, bool,
+                                 uint64_t) override {
+        return {};
+    }
+    std::expected<void, int> unmap(uint64_t, uint64_t) override { return {}; }
+    std::expected<void, int> sync(uint64_t) override { return {}; }
+};
+
+// Owns its buffers: a parked SETLKW completes after the input is gone.
+class FuzzRequest final : public fs::FuseRequest {
+public:
+    FuzzRequest(const uint8_t* data, std::size_t size, std::size_t segment, std::size_t reply)
+        : request_(reinterpret_cast<const std::byte*>(data),
+                   reinterpret_cast<const std::byte*>(data) + size),
+          reply_(reply) {
+        for (std::size_t at = 0; at < request_.size(); at += segment) {
+            const std::size_t n = std::min(segment, request_.size() - at);
+            (void)chain_.add({request_.data() + at, n}, false);
+        }
+        if (!reply_.empty()) (void)chain_.add({reply_.data(), reply_.size()}, true);
+        reader_.emplace(chain_);
+        writer_.emplace(chain_);
+    }
+    virtio::ChainReader& reader() override { return *reader_; }
+    virtio::ChainWriter& writer() override { return *writer_; }
+    void complete(uint32_t written) override {
+        // The reply must fit what the chain offered and carry a consistent header.
+        if (written > reply_.size()) abort();
+        if (written != 0) {
+            fuse_out_header out;
+            if (written < sizeof(out)) abort();
+            std::memcpy(&out, reply_.data(), sizeof(out));
+            if (out.len != written || out.error > 0) abort();
+        }
+    }
+
+private:
+    std::vector<std::byte> request_;
+    std::vector<std::byte> reply_;
+    virtio::DescriptorChain chain_;
+    std::optional<virtio::ChainReader> reader_;
+    std::optional<virtio::ChainWriter> writer_;
+};
+
+struct Session {
+    Session() {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "vfsdax-fuzz-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) abort();
+        root = pattern;
+        std::filesystem::create_directory(root / "dir");
+        FILE* f = fopen((root / "file").c_str(), "w");
+        if (!f) abort();
+        fputs("some file content", f);
+        fclose(f);
+        backend = fs::make_passthrough({.root = root.string()}).value();
+        fs::FuseOptions options;
+        options.xattr = true;
+        options.max_write = 1 << 16;
+        server = std::make_unique<fs::FuseServer>(*backend, options, &mapper);
+    }
+    ~Session() {
+        server.reset();
+        backend.reset();
+        std::error_code ignored;
+        std::filesystem::remove_all(root, ignored);
+    }
+    void init() {
+        fuse_in_header in{};
+        fuse_init_in init{};
+        in.len = sizeof(in) + sizeof(init);
+        in.opcode = FUSE_INIT;
+        in.unique = 1;
+        init.major = FUSE_KERNEL_VERSION;
+        init.minor = FUSE_KERNEL_MINOR_VERSION;
+        init.flags = 0xffffffff;
+        uint8_t bytes[sizeof(in) + sizeof(init)];
+        std::memcpy(bytes, &in, sizeof(in));
+        std::memcpy(bytes + sizeof(in), &init, sizeof(init));
+        server->handle(std::make_unique<FuzzRequest>(bytes, sizeof(bytes), sizeof(bytes), 256));
+    }
+
+    std::filesystem::path root;
+    NullMapper mapper;
+    std::unique_ptr<fs::FileSystem> backend;
+    std::unique_ptr<fs::FuseServer> server;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+    static Session session;
+    if (size < 4) return 0;
+    // Control bytes: reply room, segment size, whether to make in.len consistent (so most
+    // inputs get past framing into the opcode handlers).
+    const std::size_t reply = (std::size_t{data[0]} << 8 | data[1]) % (1 << 15);
+    const std::size_t segment = data[2] ? data[2] : SIZE_MAX;
+    const bool fix_len = data[3] & 1;
+    data += 4;
+    size -= 4;
+    if (size == 0) return 0;
+    std::vector<uint8_t> message(data, data + size);
+    if (fix_len && size >= sizeof(fuse_in_header)) {
+        const uint32_t len = static_cast<uint32_t>(size);
+        std::memcpy(message.data(), &len, sizeof(len));
+    }
+    // A session whatever the previous input did (DESTROY ends one; a second INIT is refused).
+    session.init();
+    session.server->handle(std::make_unique<FuzzRequest>(message.data(), message.size(),
+                                                         std::min(segment, message.size()), reply));
+    return 0;
+}

@@ -1,0 +1,339 @@
+// DaxMapper: real mappings through the Mapper calls, access checks, repair, limits, threads.
+#include "vfsdax/fs/dax_mapper.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "dax_fixtures.hpp"
+#include "vfsdax/memory/guest_memory.hpp"
+
+using namespace dax_test;
+using vfsdax::GuestAddress;
+using vfsdax::GuestMemory;
+using vfsdax::fs::DaxMapper;
+using vfsdax::fs::FileExtent;
+
+namespace {
+
+constexpr uint64_t kUnit = DaxMapper::kWindowUnit;
+constexpr uint64_t kTop = ~uint64_t{0};
+
+std::unique_ptr<DaxMapper> make_mapper(uint64_t units = 4, std::size_t max_extents = 64) {
+    auto mapper = DaxMapper::create({units * kUnit, max_extents});
+    REQUIRE(mapper);
+    return std::move(*mapper);
+}
+
+std::vector<FileExtent> whole(int fd, uint64_t file_offset, uint64_t length) {
+    return {{fd, file_offset, length}};
+}
+
+}  // namespace
+
+TEST_CASE("the window comes in 2 MiB units, 1 GiB by default, page-granular") {
+    CHECK(error_of(DaxMapper::create({0, 8})) == EINVAL);
+    CHECK(error_of(DaxMapper::create({kUnit + P, 8})) == EINVAL);
+    CHECK(error_of(DaxMapper::create({kUnit, 0})) == EINVAL);
+    auto mapper = DaxMapper::create({});
+    REQUIRE(mapper);
+    CHECK((*mapper)->window_size() == uint64_t{1} << 30);
+    CHECK((uint64_t{1} << (*mapper)->map_alignment()) == P);
+    CHECK(all_zero((*mapper)->window(), P));
+}
+
+TEST_CASE("a mapped file reads through the window and through GuestMemory at the BAR") {
+    TempFile file(8);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 2 * P, 4 * P), false, 5));
+    file.close_now();  // the mapping keeps the file
+    CHECK(matches_file(mapper->window() + kUnit, 2 * P, 4 * P));
+
+    GuestMemory memory;
+    auto id = memory.add_unplaced_region(mapper->window_size(), mapper->window());
+    REQUIRE(id);
+    const uint64_t bar = uint64_t{1} << 40;
+    REQUIRE(memory.place_region(*id, GuestAddress(bar)));
+    auto span = memory.translate(GuestAddress(bar + kUnit + P), P);
+    REQUIRE(span);
+    CHECK(matches_file(span->data(), 3 * P, P));
+}
+
+TEST_CASE("a FUSE READ into a buffer in the window lands in the mapped file after sync") {
+    TempFile target(2), source(4);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(target.fd(), 0, 2 * P), true, 1));
+    GuestMemory memory;
+    const uint64_t bar = uint64_t{1} << 32;
+    REQUIRE(memory.add_region(GuestAddress(bar), mapper->window_size(), mapper->window()));
+    // What the server does for FUSE_READ: preadv from the source file into the guest's buffer.
+    auto buffer = memory.translate(GuestAddress(bar + P), P);
+    REQUIRE(buffer);
+    REQUIRE(pread(source.fd(), buffer->data(), P, 3 * P) == static_cast<ssize_t>(P));
+    REQUIRE(mapper->sync(1));
+    std::vector<std::byte> page(P);
+    REQUIRE(pread(target.fd(), page.data(), P, P) == static_cast<ssize_t>(P));
+    CHECK(matches_file(page.data(), 3 * P, P));
+}
+
+TEST_CASE("writes through the window reach the file on sync; removal leaves zeros") {
+    TempFile file(4);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 0, 4 * P), true, 3));
+    mapper->window()[kUnit + 2 * P + 1] = std::byte{0xee};
+    REQUIRE(dirty_kib(mapper->window() + kUnit) > 0);
+    CHECK(mapper->sync(4));  // another owner: nothing of its own to write
+    CHECK(dirty_kib(mapper->window() + kUnit) > 0);
+    REQUIRE(mapper->sync(3));
+    CHECK(dirty_kib(mapper->window() + kUnit) == 0);
+    unsigned char byte = 0;
+    REQUIRE(pread(file.fd(), &byte, 1, 2 * P + 1) == 1);
+    CHECK(byte == 0xee);
+
+    REQUIRE(mapper->unmap(kUnit, 4 * P));
+    CHECK(all_zero(mapper->window() + kUnit, 4 * P));
+    REQUIRE(pread(file.fd(), &byte, 1, 2 * P + 1) == 1);
+    CHECK(byte == 0xee);
+    auto stats = mapper->stats();
+    CHECK(stats.mappings_live == 0);
+    CHECK(stats.setups == 1);
+    CHECK(stats.removals == 1);
+    CHECK(stats.bytes_mapped == 0);
+}
+
+TEST_CASE("sync_all writes back every owner's writable mappings") {
+    TempFile a(1), b(1);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(a.fd(), 0, P), true, 1));
+    REQUIRE(mapper->map(kUnit, whole(b.fd(), 0, P), true, 2));
+    mapper->window()[3] = std::byte{0x11};
+    mapper->window()[kUnit + 3] = std::byte{0x22};
+    REQUIRE(dirty_kib(mapper->window()) > 0);
+    REQUIRE(dirty_kib(mapper->window() + kUnit) > 0);
+    REQUIRE(mapper->sync_all());
+    CHECK(dirty_kib(mapper->window()) == 0);
+    CHECK(dirty_kib(mapper->window() + kUnit) == 0);
+    unsigned char byte = 0;
+    REQUIRE(pread(a.fd(), &byte, 1, 3) == 1);
+    CHECK(byte == 0x11);
+    REQUIRE(pread(b.fd(), &byte, 1, 3) == 1);
+    CHECK(byte == 0x22);
+}
+
+TEST_CASE("a multi-extent mapping shows a pool's scattered extents as one file") {
+    // The pool holds the pieces of a logical file at pool pages 5-6, 1 and 10-12.
+    TempFile pool(16);
+    const std::vector<FileExtent> extents{
+        {pool.fd(), 5 * P, 2 * P}, {pool.fd(), 1 * P, P}, {pool.fd(), 10 * P, 3 * P}};
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(2 * kUnit, extents, true, 9));
+    std::byte* at = mapper->window() + 2 * kUnit;
+    CHECK(matches_file(at, 5 * P, 2 * P));
+    CHECK(matches_file(at + 2 * P, P, P));
+    CHECK(matches_file(at + 3 * P, 10 * P, 3 * P));
+    CHECK(all_zero(at + 6 * P, P));
+    auto stats = mapper->stats();
+    CHECK(stats.mappings_live == 1);
+    CHECK(stats.extents == 3);
+    CHECK(stats.bytes_mapped == 6 * P);
+
+    // Logical page 2 is pool page 1.
+    at[2 * P] = std::byte{0x5a};
+    REQUIRE(mapper->sync(9));
+    unsigned char byte = 0;
+    REQUIRE(pread(pool.fd(), &byte, 1, P) == 1);
+    CHECK(byte == 0x5a);
+
+    // Removing logical pages 1-3 leaves pool page 5 and pool pages 11-12 mapped.
+    REQUIRE(mapper->unmap(2 * kUnit + P, 3 * P));
+    CHECK(matches_file(at, 5 * P, P));
+    CHECK(all_zero(at + P, 3 * P));
+    CHECK(matches_file(at + 4 * P, 11 * P, 2 * P));
+    CHECK(mapper->stats().extents == 2);
+}
+
+TEST_CASE("overlapping setups replace and split in the window too") {
+    TempFile a(8), b(8);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(a.fd(), 0, 8 * P), false, 1));
+    REQUIRE(mapper->map(2 * P, whole(b.fd(), 4 * P, 2 * P), false, 2));
+    std::byte* w = mapper->window();
+    CHECK(matches_file(w, 0, 2 * P));
+    CHECK(matches_file(w + 2 * P, 4 * P, 2 * P));
+    CHECK(matches_file(w + 4 * P, 4 * P, 4 * P));
+    CHECK(mapper->stats().mappings_live == 3);
+    REQUIRE(mapper->map(0, whole(b.fd(), 0, 8 * P), false, 2));
+    CHECK(matches_file(w, 0, 8 * P));
+    CHECK(mapper->stats().mappings_live == 1);
+}
+
+TEST_CASE("a read-only mapping is upgraded to read-write") {
+    TempFile file(2);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 2 * P), false, 1));
+    CHECK_FALSE(kernel_can_write(mapper->window()));
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 2 * P), true, 1));
+    CHECK(kernel_can_write(mapper->window()));
+    CHECK(mapper->stats().mappings_live == 1);
+    CHECK(mapper->stats().setups == 2);
+}
+
+TEST_CASE("the handle's open mode must allow the mapping; a refusal changes nothing") {
+    TempFile file(2);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 2 * P), false, 1));
+    const int read_only = open("/proc/self/exe", O_RDONLY);
+    const int write_only = open("/dev/null", O_WRONLY);
+    const int path_only = open("/proc/self/exe", O_PATH);
+    REQUIRE(read_only >= 0);
+    REQUIRE(write_only >= 0);
+    REQUIRE(path_only >= 0);
+    CHECK(error_of(mapper->map(0, whole(read_only, 0, 2 * P), true, 1)) == EACCES);
+    CHECK(error_of(mapper->map(0, whole(write_only, 0, 2 * P), false, 1)) == EACCES);
+    CHECK(error_of(mapper->map(0, whole(path_only, 0, 2 * P), false, 1)) == EBADF);
+    CHECK(error_of(mapper->map(0, whole(-1, 0, 2 * P), false, 1)) == EBADF);
+    // One bad extent among good ones refuses the whole request.
+    const std::vector<FileExtent> mixed{{file.fd(), 0, P}, {read_only, 0, P}};
+    CHECK(error_of(mapper->map(0, mixed, true, 1)) == EACCES);
+    close(read_only);
+    close(write_only);
+    close(path_only);
+    // The refused upgrade left the read-only mapping as it was.
+    CHECK(matches_file(mapper->window(), 0, 2 * P));
+    CHECK(mapper->stats().mappings_live == 1);
+    CHECK(mapper->stats().setups == 1);
+}
+
+TEST_CASE("a refused setup into a free range leaves it free") {
+    TempFile file(2);
+    auto mapper = make_mapper();
+    const int read_only = open("/proc/self/exe", O_RDONLY);
+    REQUIRE(read_only >= 0);
+    CHECK(error_of(mapper->map(0, whole(read_only, 0, P), true, 1)) == EACCES);
+    CHECK(error_of(mapper->map(0, whole(-1, 0, P), false, 1)) == EBADF);
+    // The first extent is mapped before the second is refused; neither may stay.
+    const std::vector<FileExtent> mixed{{file.fd(), 0, P}, {read_only, 0, P}};
+    CHECK(error_of(mapper->map(0, mixed, true, 1)) == EACCES);
+    close(read_only);
+    CHECK(all_zero(mapper->window(), 2 * P));
+    CHECK(kernel_can_write(mapper->window()));
+    auto stats = mapper->stats();
+    CHECK(stats.mappings_live == 0);
+    CHECK(stats.extents == 0);
+    CHECK(stats.setups == 0);
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, P), true, 1));
+    CHECK(matches_file(mapper->window(), 0, P));
+}
+
+TEST_CASE("hostile offsets and lengths are refused without touching the window") {
+    TempFile file(2);
+    auto mapper = make_mapper(1);
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, P), false, 1));
+    CHECK(error_of(mapper->map(kUnit, whole(file.fd(), 0, P), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(kTop - P + 1, whole(file.fd(), 0, 2 * P), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(P, whole(file.fd(), 0, kTop - P + 1), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(P, whole(file.fd(), kTop - P + 1, P), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(P + 1, whole(file.fd(), 0, P), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(P, whole(file.fd(), 0, P - 1), false, 1)) == EINVAL);
+    CHECK(error_of(mapper->map(P, {}, false, 1)) == EINVAL);
+    CHECK(error_of(mapper->unmap(kTop - P + 1, 2 * P)) == EINVAL);
+    CHECK(error_of(mapper->unmap(0, kUnit + P)) == EINVAL);
+    CHECK(error_of(mapper->unmap(0, 0)) == EINVAL);
+    CHECK(error_of(mapper->repair(kUnit)) == EINVAL);
+    CHECK(error_of(mapper->repair(kTop)) == EINVAL);
+    CHECK(matches_file(mapper->window(), 0, P));
+    auto stats = mapper->stats();
+    CHECK(stats.setups == 1);
+    CHECK(stats.removals == 0);
+}
+
+TEST_CASE("setups fail with ENOSPC while the extent limit is reached, and work after removal") {
+    TempFile file(4);
+    auto mapper = make_mapper(4, 2);
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, P), false, 1));
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 0, P), false, 1));
+    CHECK(error_of(mapper->map(2 * kUnit, whole(file.fd(), P, P), false, 1)) == ENOSPC);
+    CHECK(all_zero(mapper->window() + 2 * kUnit, P));
+    REQUIRE(mapper->unmap(0, kUnit));
+    REQUIRE(mapper->map(2 * kUnit, whole(file.fd(), P, P), false, 1));
+    CHECK(matches_file(mapper->window() + 2 * kUnit, P, P));
+}
+
+TEST_CASE("after the host truncates a mapped file, repair turns the range into zeros") {
+    TempFile file(4);
+    auto mapper = make_mapper();
+    std::byte* at = mapper->window() + kUnit;
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 0, 4 * P), true, 7));
+    at[10] = std::byte{0x42};  // dirtied by the guest before the host shrinks the file
+    REQUIRE(ftruncate(file.fd(), P) == 0);
+    CHECK(kernel_can_read(at));
+    CHECK_FALSE(kernel_can_read(at + 2 * P));  // a plain load here would be SIGBUS
+
+    REQUIRE(mapper->repair(kUnit + 2 * P + 8));
+    CHECK(kernel_can_read(at + 2 * P));
+    CHECK(all_zero(at, 4 * P));
+    auto stats = mapper->stats();
+    CHECK(stats.mappings_live == 0);
+    CHECK(stats.mappings_dead == 1);
+    CHECK(stats.repairs == 1);
+    CHECK(stats.bytes_mapped == 0);
+    // What the guest wrote before the truncation is still the file's.
+    unsigned char byte = 0;
+    REQUIRE(pread(file.fd(), &byte, 1, 10) == 1);
+    CHECK(byte == 0x42);
+
+    // A second vCPU faulting on the same mapping finds it repaired already.
+    CHECK(mapper->repair(kUnit));
+    CHECK(mapper->stats().repairs == 1);
+    CHECK(mapper->sync(7));
+    CHECK(error_of(mapper->repair(0)) == ENOENT);
+    // The guest's own REMOVEMAPPING of the dead range still succeeds.
+    REQUIRE(mapper->unmap(kUnit, 4 * P));
+    CHECK(mapper->stats().mappings_dead == 0);
+}
+
+TEST_CASE("reset drops every mapping and zeroes the window") {
+    TempFile file(2);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 2 * P), true, 1));
+    REQUIRE(mapper->map(3 * kUnit, whole(file.fd(), 0, P), false, 2));
+    REQUIRE(mapper->reset());
+    CHECK(all_zero(mapper->window(), 2 * P));
+    CHECK(all_zero(mapper->window() + 3 * kUnit, P));
+    CHECK(mapper->stats().mappings_live == 0);
+    CHECK(mapper->stats().extents == 0);
+}
+
+TEST_CASE("worker threads map and unmap their own ranges concurrently") {
+    constexpr int kThreads = 4;
+    constexpr int kRounds = 200;
+    TempFile file(kThreads);
+    auto mapper = make_mapper(kThreads);
+    std::vector<std::thread> workers;
+    std::vector<int> failures(kThreads, 0);
+    for (int t = 0; t < kThreads; ++t) {
+        workers.emplace_back([&, t] {
+            const uint64_t offset = static_cast<uint64_t>(t) * kUnit;
+            for (int round = 0; round < kRounds; ++round) {
+                auto extent = whole(file.fd(), static_cast<uint64_t>(t) * P, P);
+                const bool ok = mapper->map(offset, extent, true, static_cast<uint64_t>(t)) &&
+                                matches_file(mapper->window() + offset, t * P, P) &&
+                                mapper->sync(static_cast<uint64_t>(t)) &&
+                                mapper->unmap(offset, P) && all_zero(mapper->window() + offset, P);
+                if (!ok) ++failures[static_cast<std::size_t>(t)];
+            }
+        });
+    }
+    for (auto& worker : workers) worker.join();
+    CHECK(failures == std::vector<int>(kThreads, 0));
+    auto stats = mapper->stats();
+    CHECK(stats.setups == kThreads * kRounds);
+    CHECK(stats.removals == kThreads * kRounds);
+    CHECK(stats.mappings_live == 0);
+}

@@ -1,0 +1,291 @@
+// MappingTable: overlap rules, removal splits, limits, alignment, hostile bounds, extent lists.
+#include "vfsdax/fs/mapping_table.hpp"
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <vector>
+
+#include "dax_fixtures.hpp"
+
+using dax_test::error_of;
+using vfsdax::fs::MappedExtent;
+using vfsdax::fs::Mapping;
+using vfsdax::fs::MappingTable;
+using vfsdax::fs::WindowRange;
+
+namespace {
+
+constexpr uint64_t P = 4096;
+constexpr uint64_t kWindow = 256 * P;
+constexpr uint64_t kMax = ~uint64_t{0};
+
+using Extents = std::vector<MappedExtent>;
+
+MappingTable make_table(std::size_t max_extents = 64) {
+    return MappingTable({kWindow, P, max_extents});
+}
+
+// One extent of `pages` pages at file page `file_page`.
+std::vector<MappedExtent> pages(uint64_t file_page, uint64_t count) {
+    return {{file_page * P, count * P}};
+}
+
+// What the table holds, compared field by field so a failure shows which mapping differs.
+void check_mapping(const Mapping& m, uint64_t offset, uint64_t length, uint64_t owner,
+                   bool writable, const std::vector<MappedExtent>& extents) {
+    CHECK(m.offset == offset);
+    CHECK(m.length == length);
+    CHECK(m.owner == owner);
+    CHECK(m.writable == writable);
+    CHECK_FALSE(m.dead);
+    CHECK(m.extents == extents);
+}
+
+}  // namespace
+
+TEST_CASE("a mapping covering an old one exactly replaces it") {
+    auto table = make_table();
+    REQUIRE(table.insert(8 * P, pages(0, 4), false, 7));
+    REQUIRE(table.insert(8 * P, pages(100, 4), true, 9));
+    auto all = table.snapshot();
+    REQUIRE(all.size() == 1);
+    check_mapping(all[0], 8 * P, 4 * P, 9, true, pages(100, 4));
+    CHECK(table.extents() == 1);
+    CHECK(table.bytes_mapped() == 4 * P);
+}
+
+TEST_CASE("a read-only mapping is upgraded to read-write by mapping it again") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 32), false, 3));
+    CHECK(table.writable_ranges(3).empty());
+    REQUIRE(table.insert(0, pages(0, 32), true, 3));
+    CHECK(table.writable_ranges(3) == std::vector<WindowRange>{{0, 32 * P}});
+    CHECK(table.live_mappings() == 1);
+}
+
+TEST_CASE("a new mapping over the tail of an old one trims the old one's end") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(10, 8), false, 1));
+    REQUIRE(table.insert(6 * P, pages(50, 4), true, 2));
+    auto all = table.snapshot();
+    REQUIRE(all.size() == 2);
+    check_mapping(all[0], 0, 6 * P, 1, false, pages(10, 6));
+    check_mapping(all[1], 6 * P, 4 * P, 2, true, pages(50, 4));
+}
+
+TEST_CASE("a new mapping over the head of an old one trims the old one's start") {
+    auto table = make_table();
+    REQUIRE(table.insert(4 * P, pages(10, 8), false, 1));
+    REQUIRE(table.insert(2 * P, pages(50, 4), false, 2));
+    auto all = table.snapshot();
+    REQUIRE(all.size() == 2);
+    check_mapping(all[0], 2 * P, 4 * P, 2, false, pages(50, 4));
+    // The old mapping's surviving pages keep their own file offsets: file page 10 + 2.
+    check_mapping(all[1], 6 * P, 6 * P, 1, false, pages(12, 6));
+}
+
+TEST_CASE("a new mapping inside an old one splits it in two") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 16), true, 1));
+    REQUIRE(table.insert(4 * P, pages(99, 2), false, 2));
+    auto all = table.snapshot();
+    REQUIRE(all.size() == 3);
+    check_mapping(all[0], 0, 4 * P, 1, true, pages(0, 4));
+    check_mapping(all[1], 4 * P, 2 * P, 2, false, pages(99, 2));
+    check_mapping(all[2], 6 * P, 10 * P, 1, true, pages(6, 10));
+    CHECK(table.extents() == 3);
+}
+
+TEST_CASE("a new mapping swallows the mappings it covers and trims the ones it touches") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 4), false, 1));
+    REQUIRE(table.insert(4 * P, pages(20, 2), false, 2));
+    REQUIRE(table.insert(8 * P, pages(40, 2), false, 3));
+    REQUIRE(table.insert(12 * P, pages(60, 4), false, 4));
+    REQUIRE(table.insert(2 * P, pages(80, 12), false, 5));
+    auto all = table.snapshot();
+    REQUIRE(all.size() == 3);
+    check_mapping(all[0], 0, 2 * P, 1, false, pages(0, 2));
+    check_mapping(all[1], 2 * P, 12 * P, 5, false, pages(80, 12));
+    check_mapping(all[2], 14 * P, 2 * P, 4, false, pages(62, 2));
+    CHECK(table.extents() == 3);
+}
+
+TEST_CASE("removal takes out exact, head, tail and inner parts, and unmapped ranges") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 4), false, 1));
+    REQUIRE(table.insert(8 * P, pages(0, 8), false, 2));
+
+    SECTION("exactly one mapping") {
+        REQUIRE(table.remove(0, 4 * P));
+        auto all = table.snapshot();
+        REQUIRE(all.size() == 1);
+        CHECK(all[0].offset == 8 * P);
+    }
+    SECTION("the head of a mapping") {
+        REQUIRE(table.remove(8 * P, 3 * P));
+        check_mapping(table.snapshot()[1], 11 * P, 5 * P, 2, false, pages(3, 5));
+    }
+    SECTION("the tail of a mapping") {
+        REQUIRE(table.remove(14 * P, 2 * P));
+        check_mapping(table.snapshot()[1], 8 * P, 6 * P, 2, false, pages(0, 6));
+    }
+    SECTION("the inside of a mapping splits it") {
+        REQUIRE(table.remove(10 * P, 2 * P));
+        auto all = table.snapshot();
+        REQUIRE(all.size() == 3);
+        check_mapping(all[1], 8 * P, 2 * P, 2, false, pages(0, 2));
+        check_mapping(all[2], 12 * P, 4 * P, 2, false, pages(4, 4));
+        CHECK(table.extents() == 3);
+    }
+    SECTION("a range across both mappings and the gap between them") {
+        REQUIRE(table.remove(2 * P, 8 * P));
+        auto all = table.snapshot();
+        REQUIRE(all.size() == 2);
+        check_mapping(all[0], 0, 2 * P, 1, false, pages(0, 2));
+        check_mapping(all[1], 10 * P, 6 * P, 2, false, pages(2, 6));
+    }
+    SECTION("a range nothing maps") {
+        REQUIRE(table.remove(100 * P, 4 * P));
+        CHECK(table.snapshot().size() == 2);
+    }
+    SECTION("everything") {
+        REQUIRE(table.remove(0, kWindow));
+        CHECK(table.snapshot().empty());
+        CHECK(table.extents() == 0);
+        CHECK(table.bytes_mapped() == 0);
+    }
+}
+
+TEST_CASE("a mapping of several extents keeps them back to back and splits them right") {
+    auto table = make_table();
+    // A file whose pages live scattered in a pool: 3 pages at pool page 40, 2 at 7, 4 at 90.
+    const std::vector<MappedExtent> extents{{40 * P, 3 * P}, {7 * P, 2 * P}, {90 * P, 4 * P}};
+    REQUIRE(table.insert(16 * P, extents, true, 5));
+    check_mapping(table.snapshot()[0], 16 * P, 9 * P, 5, true, extents);
+    CHECK(table.extents() == 3);
+
+    SECTION("removal across an extent boundary") {
+        // Window pages 18..20 are pool pages 42 (1st extent), 7 and 8 (2nd extent).
+        REQUIRE(table.remove(18 * P, 3 * P));
+        auto all = table.snapshot();
+        REQUIRE(all.size() == 2);
+        check_mapping(all[0], 16 * P, 2 * P, 5, true, {{40 * P, 2 * P}});
+        check_mapping(all[1], 21 * P, 4 * P, 5, true, {{90 * P, 4 * P}});
+        CHECK(table.extents() == 2);
+    }
+    SECTION("a single-extent mapping in the middle of the list") {
+        REQUIRE(table.insert(17 * P, pages(200, 6), false, 6));
+        auto all = table.snapshot();
+        REQUIRE(all.size() == 3);
+        check_mapping(all[0], 16 * P, P, 5, true, {{40 * P, P}});
+        check_mapping(all[1], 17 * P, 6 * P, 6, false, pages(200, 6));
+        check_mapping(all[2], 23 * P, 2 * P, 5, true, {{92 * P, 2 * P}});
+    }
+}
+
+TEST_CASE("misaligned offsets and lengths are refused and change nothing") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 2), false, 1));
+    CHECK(error_of(table.insert(P / 2, pages(0, 1), false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(4 * P, Extents{{P + 512, P}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(4 * P, Extents{{0, P + 1}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(4 * P, Extents{{0, P}, {P, 100}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.remove(P / 2, P)) == EINVAL);
+    CHECK(error_of(table.remove(0, P - 1)) == EINVAL);
+    CHECK(table.snapshot().size() == 1);
+    CHECK(table.bytes_mapped() == 2 * P);
+}
+
+TEST_CASE("bounds are checked without overflow, against the window's end") {
+    auto table = make_table();
+    // The last page of the window is fine; one past it is not.
+    CHECK(table.insert(kWindow - P, pages(0, 1), false, 1));
+    CHECK(error_of(table.insert(kWindow, pages(0, 1), false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(kWindow - P, pages(0, 2), false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(0, pages(0, 257), false, 1)) == EINVAL);
+    // offset + length wraps to a small value.
+    const uint64_t near_top = kMax - P + 1;
+    CHECK(error_of(table.insert(near_top, pages(0, 2), false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(2 * P, Extents{{0, near_top}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.remove(near_top, 2 * P)) == EINVAL);
+    CHECK(error_of(table.remove(2 * P, near_top)) == EINVAL);
+    // Extent lengths whose sum wraps.
+    CHECK(error_of(table.insert(0, Extents{{0, near_top}, {0, 2 * P}}, false, 1)) == EINVAL);
+    // File ranges beyond what a signed file offset can say, or wrapping.
+    CHECK(error_of(table.insert(0, Extents{{near_top, P}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(0, Extents{{uint64_t{1} << 63, P}}, false, 1)) == EINVAL);
+    // A file range must end at or below INT64_MAX, as mmap requires of regular files.
+    CHECK(error_of(table.insert(0, Extents{{(uint64_t{1} << 63) - P, P}}, false, 1)) == EINVAL);
+    CHECK(table.insert(0, Extents{{(uint64_t{1} << 63) - 2 * P, P}}, false, 1));
+    // Empty requests.
+    CHECK(error_of(table.insert(0, Extents{}, false, 1)) == EINVAL);
+    CHECK(error_of(table.insert(0, Extents{{0, 0}}, false, 1)) == EINVAL);
+    CHECK(error_of(table.remove(0, 0)) == EINVAL);
+    CHECK(table.snapshot().size() == 2);
+}
+
+TEST_CASE("the extent limit refuses growth until something is removed") {
+    auto table = make_table(4);
+    for (uint64_t i = 0; i < 4; ++i) REQUIRE(table.insert(i * 4 * P, pages(i, 3), false, 1));
+    CHECK(table.extents() == 4);
+    CHECK(error_of(table.insert(64 * P, pages(0, 1), false, 1)) == ENOSPC);
+    // Trimming a mapping to make room for a new one, or splitting one by removal, grows it too.
+    CHECK(error_of(table.insert(0, pages(9, 1), false, 1)) == ENOSPC);
+    CHECK(error_of(table.remove(P, P)) == ENOSPC);
+    CHECK(error_of(table.insert(0, Extents{{0, P}, {0, P}, {0, P}, {0, P}, {0, P}}, false, 1)) ==
+          ENOSPC);
+    CHECK(table.snapshot().size() == 4);
+    CHECK(table.bytes_mapped() == 12 * P);
+    // Replacing one mapping keeps the count: allowed while full.
+    CHECK(table.insert(0, pages(30, 3), true, 2));
+    // Trimming a mapping's tail keeps it too.
+    CHECK(table.remove(14 * P, P));
+    // One extent covering two old ones lowers it.
+    CHECK(table.insert(4 * P, pages(0, 7), false, 1));
+    CHECK(table.extents() == 3);
+    CHECK(table.insert(64 * P, pages(0, 1), false, 1));
+    CHECK(error_of(table.insert(68 * P, pages(0, 1), false, 1)) == ENOSPC);
+    REQUIRE(table.remove(64 * P, P));
+    CHECK(table.insert(68 * P, pages(0, 1), false, 1));
+}
+
+TEST_CASE("occupied tells whether a range overlaps any mapping, even when it wraps") {
+    auto table = make_table();
+    REQUIRE(table.insert(4 * P, pages(0, 4), false, 1));
+    CHECK_FALSE(table.occupied(0, 4 * P));
+    CHECK(table.occupied(0, 4 * P + 1));
+    CHECK(table.occupied(7 * P, P));
+    CHECK(table.occupied(5 * P, 1));
+    CHECK_FALSE(table.occupied(8 * P, 100 * P));
+    CHECK(table.occupied(P, kMax));
+    CHECK_FALSE(table.occupied(8 * P, kMax));
+}
+
+TEST_CASE("dead mappings stay until removed, are not synced, and split like live ones") {
+    auto table = make_table();
+    REQUIRE(table.insert(0, pages(0, 8), true, 1));
+    REQUIRE(table.insert(8 * P, pages(0, 8), true, 1));
+    REQUIRE(table.insert(16 * P, pages(0, 8), true, 2));
+    CHECK(error_of(table.kill(64 * P)) == ENOENT);
+    REQUIRE(table.kill(3 * P));
+    CHECK(table.find(0)->dead);
+    CHECK_FALSE(table.find(8 * P)->dead);
+    CHECK(table.find(24 * P) == nullptr);
+    CHECK(table.live_mappings() == 2);
+    CHECK(table.dead_mappings() == 1);
+    CHECK(table.bytes_mapped() == 16 * P);
+    CHECK(table.writable_ranges(1) == std::vector<WindowRange>{{8 * P, 8 * P}});
+    CHECK(table.writable_ranges(2) == std::vector<WindowRange>{{16 * P, 8 * P}});
+    REQUIRE(table.remove(2 * P, 2 * P));
+    CHECK(table.dead_mappings() == 2);
+    CHECK(table.find(P)->dead);
+    CHECK(table.find(5 * P)->dead);
+    // A new mapping over a dead range is live.
+    REQUIRE(table.insert(0, pages(0, 2), true, 1));
+    CHECK_FALSE(table.find(0)->dead);
+    table.clear();
+    CHECK(table.snapshot().empty());
+    CHECK(table.extents() == 0);
+}

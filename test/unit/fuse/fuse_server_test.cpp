@@ -1,0 +1,419 @@
+// FuseServer protocol tests: INIT negotiation, framing and length checks, policies, DAX opcodes,
+// driven with hand-built descriptor chains against a passthrough backend on a temp directory.
+#include "vfsdax/fs/fuse_server.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+#include "fuse/fuse_client.hpp"
+#include "fuse/temp_dir.hpp"
+#include "vfsdax/fs/passthrough.hpp"
+
+using namespace vfsdax;
+using namespace vfsdax::test;
+using vfsdax::fs::CachePolicy;
+using vfsdax::fs::FuseOptions;
+
+namespace {
+
+// A request whose buffers the test owns: the readable bytes split into segments of
+// `segment` bytes (hostile guests split anywhere), one writable buffer of `reply_capacity`.
+class TestRequest final : public fs::FuseRequest {
+public:
+    struct State {
+        std::mutex mutex;
+        std::condition_variable done;
+        std::optional<uint32_t> written;
+        Bytes reply;
+    };
+
+    TestRequest(Bytes request, uint32_t reply_capacity, std::size_t segment,
+                std::shared_ptr<State> state)
+        : request_(std::move(request)), reply_(reply_capacity), state_(std::move(state)) {
+        for (std::size_t at = 0; at < request_.size(); at += segment) {
+            const std::size_t n = std::min(segment, request_.size() - at);
+            (void)chain_.add({request_.data() + at, n}, false);
+        }
+        if (!reply_.empty()) (void)chain_.add({reply_.data(), reply_.size()}, true);
+        reader_.emplace(chain_);
+        writer_.emplace(chain_);
+    }
+    virtio::ChainReader& reader() override { return *reader_; }
+    virtio::ChainWriter& writer() override { return *writer_; }
+    void complete(uint32_t written) override {
+        std::lock_guard lock(state_->mutex);
+        state_->written = written;
+        state_->reply.assign(reply_.begin(), reply_.begin() + written);
+        state_->done.notify_all();
+    }
+
+private:
+    Bytes request_;
+    Bytes reply_;
+    virtio::DescriptorChain chain_;
+    std::optional<virtio::ChainReader> reader_;
+    std::optional<virtio::ChainWriter> writer_;
+    std::shared_ptr<State> state_;
+};
+
+struct Harness {
+    explicit Harness(FuseOptions options = {}, fs::Mapper* mapper = nullptr)
+        : backend(fs::make_passthrough({.root = dir.path().string()}).value()),
+          server(*backend, options, mapper) {}
+
+    // Sends one request; returns the written bytes, or nullopt when not completed in time.
+    std::optional<Bytes> send(const Bytes& request, uint32_t reply_capacity = 1 << 16,
+                              std::size_t segment = SIZE_MAX) {
+        auto state = std::make_shared<TestRequest::State>();
+        server.handle(std::make_unique<TestRequest>(request, reply_capacity,
+                                                    std::min(segment, request.size()), state));
+        std::unique_lock lock(state->mutex);
+        if (!state->done.wait_for(lock, std::chrono::seconds(5),
+                                  [&] { return state->written.has_value(); })) {
+            return std::nullopt;
+        }
+        return state->reply;
+    }
+    FuseReply call(uint32_t opcode, uint64_t nodeid, std::initializer_list<Bytes> args,
+                   uint32_t reply_capacity = 1 << 16) {
+        const uint64_t unique = ++next_unique;
+        auto written = send(fuse_request(opcode, unique, nodeid, args), reply_capacity);
+        REQUIRE(written);
+        return parse_reply(*written, unique);
+    }
+    fuse_init_out init(uint32_t want_flags = 0xffffffffu, uint32_t minor = 37) {
+        fuse_init_in in{};
+        in.major = 7;
+        in.minor = minor;
+        in.max_readahead = 1 << 17;
+        in.flags = want_flags;
+        auto reply = call(FUSE_INIT, 0, {bytes_of(in)});
+        REQUIRE(reply.error() == 0);
+        REQUIRE(reply.payload.size() == sizeof(fuse_init_out));
+        return reply.as<fuse_init_out>();
+    }
+
+    TempDir dir;
+    std::unique_ptr<fs::FileSystem> backend;
+    fs::FuseServer server;
+    uint64_t next_unique = 0;
+};
+
+}  // namespace
+
+TEST_CASE("INIT negotiates version, sizes and only the flags both sides want", "[fuse]") {
+    Harness h(FuseOptions{.max_write = (1 << 20) + 100});
+    const uint32_t asked = FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_WRITEBACK_CACHE |
+                           FUSE_DO_READDIRPLUS | FUSE_MAP_ALIGNMENT | FUSE_SPLICE_READ |
+                           FUSE_MAX_PAGES;
+    const fuse_init_out out = h.init(asked, 37);
+    CHECK(out.major == 7);
+    CHECK(out.minor == 37);
+    CHECK(out.flags == (FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_DO_READDIRPLUS |
+                        FUSE_MAX_PAGES));  // no writeback (off), no DAX, no splice
+    CHECK(out.max_write == (1u << 20));    // rounded down to whole pages
+    CHECK(out.max_pages == 256);
+    CHECK(out.time_gran == 1);
+    CHECK(out.max_readahead == (1u << 17));
+    // A second INIT in the same session is refused.
+    fuse_init_in again{7, 37, 0, 0, 0, {}};
+    CHECK(h.call(FUSE_INIT, 0, {bytes_of(again)}).error() == EIO);
+}
+
+TEST_CASE("INIT offers writeback only when enabled, and never more than offered", "[fuse]") {
+    Harness h(FuseOptions{.writeback = true});
+    const fuse_init_out out = h.init(0xffffffffu, 38);
+    CHECK((out.flags & FUSE_WRITEBACK_CACHE) != 0);
+    const uint32_t honoured = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_BIG_WRITES |
+                              FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+                              FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_WRITEBACK_CACHE |
+                              FUSE_HANDLE_KILLPRIV_V2 | FUSE_SUBMOUNTS | FUSE_MAX_PAGES;
+    CHECK((out.flags & ~honoured) == 0);
+    CHECK(out.minor == FUSE_KERNEL_MINOR_VERSION);
+}
+
+TEST_CASE("INIT refuses old protocols; a newer major gets our version back", "[fuse]") {
+    Harness h;
+    fuse_init_in old{7, 30, 0, 0, 0, {}};
+    CHECK(h.call(FUSE_INIT, 0, {bytes_of(old)}).error() == EPROTO);
+    fuse_init_in newer{8, 0, 0, 0, 0, {}};
+    auto reply = h.call(FUSE_INIT, 0, {bytes_of(newer)});
+    REQUIRE(reply.error() == 0);
+    CHECK(reply.as<fuse_init_out>().major == 7);
+    // The short pre-7.36 fuse_init_in (16 bytes) is accepted.
+    fuse_init_in in{7, 31, 0, FUSE_ASYNC_READ, 0, {}};
+    Bytes shortened = bytes_of(in);
+    shortened.resize(16);
+    auto ok = h.call(FUSE_INIT, 0, {shortened});
+    REQUIRE(ok.error() == 0);
+    CHECK(ok.as<fuse_init_out>().minor == 31);
+}
+
+TEST_CASE("requests before INIT get EIO; FORGET gets no reply", "[fuse]") {
+    Harness h;
+    fuse_getattr_in getattr{};
+    CHECK(h.call(FUSE_GETATTR, FUSE_ROOT_ID, {bytes_of(getattr)}).error() == EIO);
+    fuse_forget_in forget{1};
+    auto written = h.send(fuse_request(FUSE_FORGET, 9, FUSE_ROOT_ID, {bytes_of(forget)}));
+    REQUIRE(written);
+    CHECK(written->empty());
+}
+
+TEST_CASE("framing: in.len is checked against the chain and the size limit", "[fuse]") {
+    Harness h;
+    h.init();
+    fuse_getattr_in getattr{};
+    Bytes request = fuse_request(FUSE_GETATTR, 5, FUSE_ROOT_ID, {bytes_of(getattr)});
+
+    SECTION("len larger than the chain") {
+        set_request_len(request, static_cast<uint32_t>(request.size() + 1));
+        auto written = h.send(request);
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 5).error() == EINVAL);
+    }
+    SECTION("len smaller than the header") {
+        set_request_len(request, 12);
+        auto written = h.send(request);
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 5).error() == EINVAL);
+    }
+    SECTION("chain shorter than a header: error reply without a unique") {
+        request.resize(20);
+        auto written = h.send(request);
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 0).error() == EINVAL);
+    }
+    SECTION("op's fixed part missing") {
+        auto reply = h.call(FUSE_GETATTR, FUSE_ROOT_ID, {});
+        CHECK(reply.error() == EINVAL);
+    }
+    SECTION("request larger than max_write plus headers") {
+        Harness small(FuseOptions{.max_write = 4096});
+        small.init();
+        fuse_write_in write{};
+        write.size = 200000;
+        Bytes payload(200000);
+        CHECK(small.call(FUSE_WRITE, FUSE_ROOT_ID, {bytes_of(write), payload}).error() == E2BIG);
+    }
+    SECTION("no room for a reply header: completed with nothing written") {
+        auto written = h.send(request, 8);
+        REQUIRE(written);
+        CHECK(written->empty());
+    }
+    SECTION("one-byte segments parse like one buffer") {
+        auto written = h.send(request, 1 << 12, 1);
+        REQUIRE(written);
+        auto reply = parse_reply(*written, 5);
+        CHECK(reply.error() == 0);
+        CHECK((reply.as<fuse_attr_out>().attr.mode & S_IFMT) == S_IFDIR);
+    }
+}
+
+TEST_CASE("names must be NUL-terminated single components within bounds", "[fuse]") {
+    Harness h;
+    h.init();
+    CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {raw_bytes("abc")}).error() == EINVAL);
+    CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("")}).error() == EINVAL);
+    CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("a/b")}).error() == EINVAL);
+    CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr(std::string(256, 'x'))}).error() == ENAMETOOLONG);
+    fuse_mkdir_in mkdir{0755, 0};
+    CHECK(h.call(FUSE_MKDIR, FUSE_ROOT_ID, {bytes_of(mkdir), raw_bytes("nonul")}).error() ==
+          EINVAL);
+    // SYMLINK: the target's NUL is missing.
+    CHECK(h.call(FUSE_SYMLINK, FUSE_ROOT_ID, {cstr("l"), raw_bytes("target")}).error() == EINVAL);
+    CHECK(!std::filesystem::exists(h.dir / "nonul"));
+    CHECK(!std::filesystem::is_symlink(h.dir / "l"));
+}
+
+TEST_CASE("a reply that cannot fit fails before the file system changes", "[fuse]") {
+    Harness h;
+    h.init();
+    fuse_mkdir_in mkdir{0755, 0};
+    // Room for the header but not for fuse_entry_out.
+    auto reply = h.call(FUSE_MKDIR, FUSE_ROOT_ID, {bytes_of(mkdir), cstr("d")}, 64);
+    CHECK(reply.error() == EINVAL);
+    CHECK(!std::filesystem::exists(h.dir / "d"));
+}
+
+TEST_CASE("write payload must match its declared size", "[fuse]") {
+    Harness h;
+    h.init();
+    std::ofstream(h.dir / "f") << "x";
+    auto entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+    fuse_open_in open{O_RDWR, 0};
+    auto fh = h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open)}).as<fuse_open_out>().fh;
+    fuse_write_in write{};
+    write.fh = fh;
+    write.size = 10;
+    CHECK(h.call(FUSE_WRITE, entry.nodeid, {bytes_of(write), raw_bytes("short")}).error() ==
+          EINVAL);
+    write.size = 5;
+    auto ok = h.call(FUSE_WRITE, entry.nodeid, {bytes_of(write), raw_bytes("hello")});
+    REQUIRE(ok.error() == 0);
+    CHECK(ok.as<fuse_write_out>().size == 5);
+    CHECK(std::filesystem::file_size(h.dir / "f") == 5);
+}
+
+TEST_CASE("unknown opcodes and DAX opcodes without a mapper reply ENOSYS", "[fuse]") {
+    Harness h;
+    h.init();
+    CHECK(h.call(FUSE_IOCTL, FUSE_ROOT_ID, {Bytes(32)}).error() == ENOSYS);
+    CHECK(h.call(FUSE_BMAP, FUSE_ROOT_ID, {Bytes(16)}).error() == ENOSYS);
+    CHECK(h.call(9999, FUSE_ROOT_ID, {}).error() == ENOSYS);
+    fuse_setupmapping_in map{};
+    CHECK(h.call(FUSE_SETUPMAPPING, FUSE_ROOT_ID, {bytes_of(map)}).error() == ENOSYS);
+    CHECK(h.call(FUSE_REMOVEMAPPING, FUSE_ROOT_ID, {Bytes(20)}).error() == ENOSYS);
+}
+
+TEST_CASE("read-only share refuses every change with EROFS", "[fuse]") {
+    Harness h(FuseOptions{.read_only = true});
+    h.init();
+    std::ofstream(h.dir / "f") << "data";
+    fuse_mkdir_in mkdir{0755, 0};
+    CHECK(h.call(FUSE_MKDIR, FUSE_ROOT_ID, {bytes_of(mkdir), cstr("d")}).error() == EROFS);
+    CHECK(h.call(FUSE_UNLINK, FUSE_ROOT_ID, {cstr("f")}).error() == EROFS);
+    fuse_create_in create{O_WRONLY, 0644, 0, 0};
+    CHECK(h.call(FUSE_CREATE, FUSE_ROOT_ID, {bytes_of(create), cstr("n")}).error() == EROFS);
+    auto entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+    fuse_open_in open_w{O_WRONLY, 0};
+    CHECK(h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open_w)}).error() == EROFS);
+    fuse_open_in open_r{O_RDONLY, 0};
+    CHECK(h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open_r)}).error() == 0);
+    fuse_access_in access{W_OK, 0};
+    CHECK(h.call(FUSE_ACCESS, entry.nodeid, {bytes_of(access)}).error() == EROFS);
+    CHECK(std::filesystem::exists(h.dir / "f"));
+    CHECK(!std::filesystem::exists(h.dir / "d"));
+}
+
+TEST_CASE("xattr off: the xattr opcodes reply ENOSYS", "[fuse]") {
+    Harness h(FuseOptions{.xattr = false});
+    h.init();
+    fuse_getxattr_in get{0, 0};
+    CHECK(h.call(FUSE_GETXATTR, FUSE_ROOT_ID, {bytes_of(get), cstr("user.a")}).error() == ENOSYS);
+    CHECK(h.call(FUSE_LISTXATTR, FUSE_ROOT_ID, {bytes_of(get)}).error() == ENOSYS);
+}
+
+TEST_CASE("cache policy sets timeouts and open flags", "[fuse]") {
+    std::ofstream probe;
+    for (auto [policy, timeout, flag] :
+         {std::tuple{CachePolicy::Never, 0u, uint32_t{FOPEN_DIRECT_IO}},
+          std::tuple{CachePolicy::Auto, 1u, 0u},
+          std::tuple{CachePolicy::Always, 86400u, uint32_t{FOPEN_KEEP_CACHE}}}) {
+        Harness h(FuseOptions{.cache = policy});
+        h.init();
+        std::ofstream(h.dir / "f") << "x";
+        auto entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+        CHECK(entry.entry_valid == timeout);
+        CHECK(entry.attr_valid == timeout);
+        fuse_open_in open{O_RDONLY, 0};
+        auto out = h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open)}).as<fuse_open_out>();
+        CHECK((out.open_flags & (FOPEN_DIRECT_IO | FOPEN_KEEP_CACHE)) == flag);
+    }
+}
+
+namespace {
+
+// Records what the server asks of the window.
+class RecordingMapper final : public fs::Mapper {
+public:
+    uint64_t window_size() const override { return 8 << 20; }
+    std::expected<void, int> map(uint64_t window_offset, std::span<const fs::FileExtent> extents,
+                                 bool writable, uint64_t owner) override {
+        maps.push_back({window_offset, extents.empty() ? 0 : extents[0].length, writable, owner});
+        return {};
+    }
+    std::expected<void, int> unmap(uint64_t window_offset, uint64_t length) override {
+        unmaps.push_back({window_offset, length});
+        return {};
+    }
+    std::expected<void, int> sync(uint64_t) override {
+        ++syncs;
+        return {};
+    }
+    struct Map {
+        uint64_t offset, length;
+        bool writable;
+        uint64_t owner;
+    };
+    std::vector<Map> maps;
+    std::vector<std::pair<uint64_t, uint64_t>> unmaps;
+    int syncs = 0;
+};
+
+}  // namespace
+
+TEST_CASE("SETUPMAPPING and REMOVEMAPPING reach the mapper, bounds checked", "[fuse]") {
+    RecordingMapper mapper;
+    Harness h(FuseOptions{}, &mapper);
+    h.init();
+    std::ofstream(h.dir / "f") << std::string(8192, 'a');
+    auto entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+    fuse_setupmapping_in map{UINT64_MAX, 0, 2 << 20, FUSE_SETUPMAPPING_FLAG_READ, 2 << 20};
+    REQUIRE(h.call(FUSE_SETUPMAPPING, entry.nodeid, {bytes_of(map)}).error() == 0);
+    REQUIRE(mapper.maps.size() == 1);
+    CHECK(mapper.maps[0].offset == (2u << 20));
+    CHECK(!mapper.maps[0].writable);
+    CHECK(mapper.maps[0].owner == entry.nodeid);
+    // Past the window, or wrapping: refused before the mapper sees it.
+    map.moffset = 7 << 20;
+    CHECK(h.call(FUSE_SETUPMAPPING, entry.nodeid, {bytes_of(map)}).error() == EINVAL);
+    map.moffset = UINT64_MAX - 10;
+    CHECK(h.call(FUSE_SETUPMAPPING, entry.nodeid, {bytes_of(map)}).error() == EINVAL);
+    map.moffset = 0;
+    map.flags = 1 << 5;
+    CHECK(h.call(FUSE_SETUPMAPPING, entry.nodeid, {bytes_of(map)}).error() == EINVAL);
+    CHECK(mapper.maps.size() == 1);
+
+    fuse_removemapping_in remove{2};
+    fuse_removemapping_one one{0, 2 << 20};
+    fuse_removemapping_one two{2 << 20, 2 << 20};
+    CHECK(h.call(FUSE_REMOVEMAPPING, entry.nodeid, {bytes_of(remove), bytes_of(one), bytes_of(two)})
+              .error() == 0);
+    CHECK(mapper.unmaps.size() == 2);
+    // A count larger than the entries sent.
+    remove.count = 3;
+    CHECK(h.call(FUSE_REMOVEMAPPING, entry.nodeid, {bytes_of(remove), bytes_of(one)}).error() ==
+          EINVAL);
+    CHECK(mapper.unmaps.size() == 2);
+    // FSYNC writes back the window first.
+    fuse_open_in open{O_RDWR, 0};
+    auto fh = h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open)}).as<fuse_open_out>().fh;
+    fuse_fsync_in fsync{fh, 0, 0};
+    CHECK(h.call(FUSE_FSYNC, entry.nodeid, {bytes_of(fsync)}).error() == 0);
+    CHECK(mapper.syncs == 1);
+}
+
+TEST_CASE("SETXATTR value length must match; BATCH_FORGET stops at the body's end", "[fuse]") {
+    Harness h(FuseOptions{.xattr = true});
+    h.init();
+    std::ofstream(h.dir / "f") << "x";
+    auto entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+    fuse_setxattr_in in{10, 0, 0, 0};
+    Bytes head = bytes_of(in);
+    head.resize(FUSE_COMPAT_SETXATTR_IN_SIZE);
+    CHECK(h.call(FUSE_SETXATTR, entry.nodeid, {head, cstr("user.a"), raw_bytes("short")}).error() ==
+          EINVAL);
+    in.size = 1 << 20;  // beyond XATTR_SIZE_MAX
+    head = bytes_of(in);
+    head.resize(FUSE_COMPAT_SETXATTR_IN_SIZE);
+    CHECK(h.call(FUSE_SETXATTR, entry.nodeid, {head, cstr("user.a"), raw_bytes("v")}).error() ==
+          E2BIG);
+    char value[4];
+    CHECK(getxattr((h.dir / "f").c_str(), "user.a", value, sizeof(value)) < 0);
+
+    // A count far beyond the entries present: the one entry is applied, no reply, no crash.
+    fuse_batch_forget_in batch{1000000, 0};
+    fuse_forget_one one{entry.nodeid, 1};
+    auto written = h.send(fuse_request(FUSE_BATCH_FORGET, 77, 0, {bytes_of(batch), bytes_of(one)}));
+    REQUIRE(written);
+    CHECK(written->empty());
+    // The node is forgotten (its only lookup): a fresh lookup works again.
+    CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).error() == 0);
+}

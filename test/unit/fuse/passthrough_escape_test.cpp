@@ -1,0 +1,694 @@
+// Escape battery for the passthrough backend: every attempt a hostile guest can make to reach
+// a sentinel file outside the shared directory must fail, and the sentinel must show it was
+// never read, written, linked, renamed, chmod'ed or stat'ed through the backend.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "vfsdax/fs/passthrough.hpp"
+
+namespace {
+
+using namespace vfsdax::fs;
+namespace stdfs = std::filesystem;
+
+constexpr char kSecret[] = "SECRET-CONTENT";
+constexpr time_t kOldTime = 946684800;  // 2000-01-01: any read through relatime bumps atime
+
+bool same_time(const timespec& a, const timespec& b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// base/            (mtime watched: nothing may be created beside the root)
+//   root/          the shared directory
+//   outside/       (mtime watched, listing watched)
+//     secret       the sentinel: content, nlink, times, ctime and xattrs watched
+struct Escape {
+    std::string base, root, outside, secret;
+    struct stat secret_st {
+    }, outside_st{}, base_st{};
+    std::unique_ptr<FileSystem> fs;
+    RequestContext ctx;
+
+    explicit Escape(PassthroughOptions options = {}) {
+        char tmpl[] = "/tmp/vfsdax-escape.XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        base = tmpl;
+        root = base + "/root";
+        outside = base + "/outside";
+        secret = outside + "/secret";
+        REQUIRE(::mkdir(root.c_str(), 0777) == 0);
+        REQUIRE(::mkdir(outside.c_str(), 0777) == 0);
+        std::ofstream(secret) << kSecret;
+        REQUIRE(::chmod(secret.c_str(), 0666) == 0);
+        if (::geteuid() == 0) {
+            REQUIRE(::setxattr(secret.c_str(), "trusted.v", "S", 1, 0) == 0);
+        }
+        const timespec old[2] = {{kOldTime, 0}, {kOldTime, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, secret.c_str(), old, 0) == 0);
+        REQUIRE(::utimensat(AT_FDCWD, outside.c_str(), old, 0) == 0);
+        REQUIRE(::utimensat(AT_FDCWD, base.c_str(), old, 0) == 0);
+        REQUIRE(::lstat(secret.c_str(), &secret_st) == 0);
+        REQUIRE(::lstat(outside.c_str(), &outside_st) == 0);
+        REQUIRE(::lstat(base.c_str(), &base_st) == 0);
+
+        options.root = root;
+        auto made = make_passthrough(options);
+        REQUIRE(made.has_value());
+        fs = std::move(*made);
+        REQUIRE(fs->init(SessionInfo{}));
+    }
+    ~Escape() {
+        std::error_code ec;
+        stdfs::remove_all(base, ec);
+    }
+
+    std::string in_root(const std::string& name) const { return root + "/" + name; }
+
+    // The backend must never report an inode outside the root.
+    bool foreign(const struct stat& st) const {
+        return st.st_ino == secret_st.st_ino || st.st_ino == outside_st.st_ino ||
+               st.st_ino == base_st.st_ino;
+    }
+    Entry lookup(const std::string& name, NodeId parent = FUSE_ROOT_ID) {
+        auto e = fs->lookup(ctx, parent, name);
+        REQUIRE(e.has_value());
+        CHECK_FALSE(foreign(e->attr.st));
+        return *e;
+    }
+
+    // Stats first (reading the content would bump atime), then the content without atime.
+    void verify(bool base_may_change = false) const {
+        struct stat now {};
+        REQUIRE(::lstat(secret.c_str(), &now) == 0);
+        CHECK(now.st_ino == secret_st.st_ino);
+        CHECK(now.st_nlink == 1);
+        CHECK(now.st_size == static_cast<off_t>(sizeof(kSecret) - 1));
+        CHECK(now.st_mode == secret_st.st_mode);
+        CHECK(now.st_uid == secret_st.st_uid);
+        CHECK(same_time(now.st_atim, secret_st.st_atim));  // never read
+        CHECK(same_time(now.st_mtim, secret_st.st_mtim));  // never written
+        CHECK(same_time(now.st_ctim, secret_st.st_ctim));  // never linked/renamed/chmod'ed
+        struct stat dir {};
+        REQUIRE(::lstat(outside.c_str(), &dir) == 0);
+        CHECK(same_time(dir.st_mtim, outside_st.st_mtim));  // nothing created or removed there
+        std::vector<std::string> names;
+        for (const auto& e : stdfs::directory_iterator(outside))
+            names.push_back(e.path().filename());
+        CHECK(names == std::vector<std::string>{"secret"});
+        if (!base_may_change) {
+            REQUIRE(::lstat(base.c_str(), &dir) == 0);
+            CHECK(same_time(dir.st_mtim, base_st.st_mtim));
+        }
+        const int fd = ::open(secret.c_str(), O_RDONLY | O_NOATIME);
+        REQUIRE(fd >= 0);
+        char buf[64] = {};
+        CHECK(::read(fd, buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(kSecret) - 1));
+        ::close(fd);
+        CHECK(std::string(buf) == kSecret);
+        if (::geteuid() == 0) {
+            char v[8] = {};
+            CHECK(::getxattr(secret.c_str(), "trusted.v", v, sizeof(v)) == 1);
+            CHECK(::getxattr(secret.c_str(), "trusted.w", v, sizeof(v)) < 0);
+        }
+    }
+
+    // Reads everything the handle gives; must never be the secret.
+    std::string read_all(NodeId node, FileHandle fh) {
+        char buf[256] = {};
+        iovec v{buf, sizeof(buf)};
+        auto n = fs->read(ctx, node, fh, 0, {&v, 1});
+        REQUIRE(n.has_value());
+        return std::string(buf, *n);
+    }
+};
+
+void host_write(const std::string& path, const std::string& data) {
+    std::ofstream(path) << data;
+}
+
+struct ListSink : DirSink {
+    std::vector<std::string> names;
+    std::vector<uint64_t> inos;
+    std::vector<std::optional<Entry>> entries;
+    bool add(const DirEntry& d, const Entry* e) override {
+        names.emplace_back(d.name);
+        inos.push_back(d.ino);
+        entries.push_back(e ? std::optional<Entry>(*e) : std::nullopt);
+        return true;
+    }
+};
+
+}  // namespace
+
+// --- names -------------------------------------------------------------------------------
+
+TEST_CASE("escape 01: '..' of the root is the root", "[fuse][escape]") {
+    Escape x;
+    Entry up = x.lookup("..");
+    CHECK(up.nodeid == FUSE_ROOT_ID);
+    Entry upup = x.lookup("..", up.nodeid);
+    CHECK(upup.nodeid == FUSE_ROOT_ID);
+    x.verify();
+}
+
+TEST_CASE("escape 02: '..' chains from a subdirectory stop at the root", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkdir(x.in_root("a").c_str(), 0755) == 0);
+    REQUIRE(::mkdir(x.in_root("a/b").c_str(), 0755) == 0);
+    Entry a = x.lookup("a");
+    Entry b = x.lookup("b", a.nodeid);
+    NodeId cur = b.nodeid;
+    for (int i = 0; i < 5; ++i) cur = x.lookup("..", cur).nodeid;
+    CHECK(cur == FUSE_ROOT_ID);
+    x.verify();
+}
+
+TEST_CASE("escape 03: a relative path with '/' as a name", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, "../outside/secret").error() == EINVAL);
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, "../outside").error() == EINVAL);
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, "./../outside").error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 04: an absolute path as a name", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, x.secret).error() == EINVAL);
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, "/").error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 05: names with an embedded NUL", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, std::string("..\0/outside", 11)).error() == EINVAL);
+    CHECK(x.fs->mkdir(x.ctx, FUSE_ROOT_ID, std::string("a\0b", 3), 0755, 0).error() == EINVAL);
+    CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, std::string("..\0", 3), 0644, 0, O_RDWR).error() ==
+          EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 06: a name one byte over NAME_MAX", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->lookup(x.ctx, FUSE_ROOT_ID, std::string(256, 'a')).error() == ENAMETOOLONG);
+    CHECK(x.fs->mkdir(x.ctx, FUSE_ROOT_ID, std::string(256, 'a'), 0755, 0).error() == ENAMETOOLONG);
+    x.verify();
+}
+
+TEST_CASE("escape 07: a huge name made of '../' repeats", "[fuse][escape]") {
+    Escape x;
+    std::string huge;
+    while (huge.size() < (1 << 20)) huge += "../";
+    huge += "outside/secret";
+    auto r = x.fs->lookup(x.ctx, FUSE_ROOT_ID, huge);
+    REQUIRE_FALSE(r.has_value());
+    CHECK((r.error() == ENAMETOOLONG || r.error() == EINVAL));
+    x.verify();
+}
+
+TEST_CASE("escape 08: '.' and '..' as names to create, remove or rename", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->mkdir(x.ctx, FUSE_ROOT_ID, "..", 0755, 0).error() == EINVAL);
+    CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, ".", 0644, 0, O_RDWR).error() == EINVAL);
+    CHECK(x.fs->unlink(x.ctx, FUSE_ROOT_ID, "..").error() == EINVAL);
+    CHECK(x.fs->rmdir(x.ctx, FUSE_ROOT_ID, "..").error() == EINVAL);
+    CHECK(x.fs->rmdir(x.ctx, FUSE_ROOT_ID, ".").error() == EINVAL);
+    CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "..", FUSE_ROOT_ID, "x", 0).error() == EINVAL);
+    CHECK(x.fs->symlink(x.ctx, FUSE_ROOT_ID, "..", "/").error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 09: unlink and rmdir through a traversing name", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->unlink(x.ctx, FUSE_ROOT_ID, "../outside/secret").error() == EINVAL);
+    CHECK(x.fs->rmdir(x.ctx, FUSE_ROOT_ID, "../outside").error() == EINVAL);
+    x.verify();
+}
+
+// --- symlinks ----------------------------------------------------------------------------
+
+TEST_CASE("escape 10: an absolute symlink to the sentinel is never followed", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("abs").c_str()) == 0);
+    Entry l = x.lookup("abs");
+    CHECK(S_ISLNK(l.attr.st.st_mode));
+    CHECK(x.fs->open(x.ctx, l.nodeid, O_RDONLY, false).error() == ELOOP);
+    CHECK(x.fs->open(x.ctx, l.nodeid, O_RDWR | O_TRUNC, false).error() == ELOOP);
+    auto attr = x.fs->getattr(x.ctx, l.nodeid, std::nullopt);
+    REQUIRE(attr.has_value());
+    CHECK_FALSE(x.foreign(attr->st));
+    x.verify();
+}
+
+TEST_CASE("escape 11: a relative symlink climbing out is never followed", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink("../outside/secret", x.in_root("rel").c_str()) == 0);
+    Entry l = x.lookup("rel");
+    CHECK(x.fs->open(x.ctx, l.nodeid, O_RDONLY, false).error() == ELOOP);
+    CHECK(x.fs->opendir(x.ctx, l.nodeid, 0).error() == ENOTDIR);
+    auto target = x.fs->readlink(x.ctx, l.nodeid);
+    REQUIRE(target.has_value());
+    CHECK(*target == "../outside/secret");
+    x.verify();
+}
+
+TEST_CASE("escape 12: a symlink to an outside directory cannot be walked", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink("../outside", x.in_root("dirlink").c_str()) == 0);
+    Entry l = x.lookup("dirlink");
+    CHECK(x.fs->lookup(x.ctx, l.nodeid, "secret").error() == ENOTDIR);
+    CHECK(x.fs->create(x.ctx, l.nodeid, "new", 0644, 0, O_RDWR).error() == ENOTDIR);
+    CHECK(x.fs->mkdir(x.ctx, l.nodeid, "new", 0755, 0).error() == ENOTDIR);
+    x.verify();
+}
+
+TEST_CASE("escape 13: a symlink loop neither hangs nor escapes", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink("b", x.in_root("a").c_str()) == 0);
+    REQUIRE(::symlink("a", x.in_root("b").c_str()) == 0);
+    Entry a = x.lookup("a");
+    CHECK(x.fs->open(x.ctx, a.nodeid, O_RDONLY, false).error() == ELOOP);
+    CHECK(x.fs->lookup(x.ctx, a.nodeid, "x").error() == ENOTDIR);
+    CHECK(x.fs->readlink(x.ctx, a.nodeid).value_or("") == "b");
+    x.verify();
+}
+
+TEST_CASE("escape 14: CREATE on a name that is a symlink to the sentinel", "[fuse][escape]") {
+    Escape x;
+    auto l = x.fs->symlink(x.ctx, FUSE_ROOT_ID, "g", x.secret);
+    REQUIRE(l.has_value());
+    CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, "g", 0644, 0, O_RDWR | O_CREAT | O_TRUNC).error() ==
+          ELOOP);
+    CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, "g", 0644, 0, O_RDWR | O_CREAT | O_EXCL).error() ==
+          EEXIST);
+    x.verify();
+}
+
+TEST_CASE("escape 15: CREATE through a dangling symlink pointing outside", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink((x.outside + "/planted").c_str(), x.in_root("dang").c_str()) == 0);
+    auto r = x.fs->create(x.ctx, FUSE_ROOT_ID, "dang", 0644, 0, O_WRONLY | O_CREAT);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error() == ELOOP);
+    CHECK(x.fs->mknod(x.ctx, FUSE_ROOT_ID, "dang", S_IFREG | 0644, 0, 0).error() == EEXIST);
+    CHECK(x.fs->mkdir(x.ctx, FUSE_ROOT_ID, "dang", 0755, 0).error() == EEXIST);
+    CHECK(::access((x.outside + "/planted").c_str(), F_OK) != 0);
+    x.verify();
+}
+
+TEST_CASE("escape 16: a file swapped for a symlink between LOOKUP and OPEN", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "inside");
+    Entry f = x.lookup("f");
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("tmp").c_str()) == 0);
+    REQUIRE(::rename(x.in_root("tmp").c_str(), x.in_root("f").c_str()) == 0);
+    auto o = x.fs->open(x.ctx, f.nodeid, O_RDWR, false);
+    REQUIRE(o.has_value());
+    CHECK(x.read_all(f.nodeid, o->fh) == "inside");
+    char junk[] = "JUNK";
+    iovec v{junk, 4};
+    REQUIRE(x.fs->write(x.ctx, f.nodeid, o->fh, 0, {&v, 1}, false));
+    x.verify();
+}
+
+TEST_CASE("escape 17: a directory swapped for a symlink between LOOKUPs", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkdir(x.in_root("d").c_str(), 0755) == 0);
+    Entry d = x.lookup("d");
+    REQUIRE(::rename(x.in_root("d").c_str(), x.in_root("d2").c_str()) == 0);
+    REQUIRE(::symlink(x.outside.c_str(), x.in_root("d").c_str()) == 0);
+    CHECK(x.fs->lookup(x.ctx, d.nodeid, "secret").error() == ENOENT);
+    auto c = x.fs->create(x.ctx, d.nodeid, "secret", 0644, 0, O_RDWR | O_CREAT);
+    REQUIRE(c.has_value());
+    CHECK(::access(x.in_root("d2/secret").c_str(), F_OK) == 0);
+    CHECK(x.fs->unlink(x.ctx, d.nodeid, "secret"));
+    x.verify();
+}
+
+TEST_CASE("escape 18: a swap between LOOKUP and OPEN for a handle-held inode", "[fuse][escape]") {
+    PassthroughOptions options;
+    options.max_inode_fds = 1;  // everything but the root is held as a file handle
+    Escape x(options);
+    host_write(x.in_root("f"), "inside");
+    REQUIRE(::link(x.in_root("f").c_str(), x.in_root("keep").c_str()) == 0);
+    Entry f = x.lookup("f");
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("tmp").c_str()) == 0);
+    REQUIRE(::rename(x.in_root("tmp").c_str(), x.in_root("f").c_str()) == 0);
+    auto o = x.fs->open(x.ctx, f.nodeid, O_RDONLY, false);
+    REQUIRE(o.has_value());
+    CHECK(x.read_all(f.nodeid, o->fh) == "inside");
+    x.verify();
+}
+
+TEST_CASE("escape 19: symlink through /proc/self/root", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(("/proc/self/root" + x.secret).c_str(), x.in_root("pm").c_str()) == 0);
+    Entry l = x.lookup("pm");
+    CHECK(x.fs->open(x.ctx, l.nodeid, O_RDONLY, false).error() == ELOOP);
+    CHECK(x.fs->lookup(x.ctx, l.nodeid, "x").error() == ENOTDIR);
+    x.verify();
+}
+
+TEST_CASE("escape 20: symlink to a /proc/self/fd magic link of an outside dir", "[fuse][escape]") {
+    Escape x;
+    const int outside_fd = ::open(x.outside.c_str(), O_PATH | O_DIRECTORY);
+    REQUIRE(outside_fd >= 0);
+    const std::string magic = "/proc/self/fd/" + std::to_string(outside_fd);
+    REQUIRE(::symlink(magic.c_str(), x.in_root("pfd").c_str()) == 0);
+    Entry l = x.lookup("pfd");
+    CHECK(x.fs->lookup(x.ctx, l.nodeid, "secret").error() == ENOTDIR);
+    CHECK(x.fs->opendir(x.ctx, l.nodeid, 0).error() == ENOTDIR);
+    CHECK(x.fs->open(x.ctx, l.nodeid, O_RDONLY, false).error() == ELOOP);
+    ::close(outside_fd);
+    x.verify();
+}
+
+TEST_CASE("escape 21: a guest-made symlink to /proc/self/cwd and /proc/1/root", "[fuse][escape]") {
+    Escape x;
+    auto cwd = x.fs->symlink(x.ctx, FUSE_ROOT_ID, "cwd", "/proc/self/cwd");
+    REQUIRE(cwd.has_value());
+    auto init_root = x.fs->symlink(x.ctx, FUSE_ROOT_ID, "r1", "/proc/1/root");
+    REQUIRE(init_root.has_value());
+    CHECK(x.fs->lookup(x.ctx, cwd->nodeid, "outside").error() == ENOTDIR);
+    CHECK(x.fs->opendir(x.ctx, init_root->nodeid, 0).error() == ENOTDIR);
+    x.verify();
+}
+
+// --- operations aimed through a symlink node ------------------------------------------------
+
+TEST_CASE("escape 22: getxattr/listxattr on a symlink to the sentinel", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l").c_str()) == 0);
+    Entry l = x.lookup("l");
+    std::byte buf[64];
+    CHECK(x.fs->getxattr(x.ctx, l.nodeid, "trusted.v", buf).error() == ENODATA);
+    auto list = x.fs->listxattr(x.ctx, l.nodeid, buf);
+    REQUIRE(list.has_value());
+    const std::string names(reinterpret_cast<char*>(buf), *list);
+    CHECK(names.find("trusted.v") == std::string::npos);
+    x.verify();
+}
+
+TEST_CASE("escape 23: setxattr/removexattr on a symlink to the sentinel", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l").c_str()) == 0);
+    Entry l = x.lookup("l");
+    const char w = 'W';
+    (void)x.fs->setxattr(x.ctx, l.nodeid, "trusted.w", std::as_bytes(std::span(&w, 1)), 0);
+    (void)x.fs->setxattr(x.ctx, l.nodeid, "user.w", std::as_bytes(std::span(&w, 1)), 0);
+    CHECK_FALSE(x.fs->removexattr(x.ctx, l.nodeid, "trusted.v").has_value());
+    x.verify();
+}
+
+TEST_CASE("escape 24: truncate and chmod aimed through a symlink", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l").c_str()) == 0);
+    Entry l = x.lookup("l");
+    SetAttrIn in;
+    in.valid = FATTR_SIZE;
+    in.size = 0;
+    CHECK(x.fs->setattr(x.ctx, l.nodeid, in).error() == EINVAL);
+    in.valid = FATTR_MODE;
+    in.mode = 0777;
+    CHECK(x.fs->setattr(x.ctx, l.nodeid, in).error() == EOPNOTSUPP);
+    x.verify();
+}
+
+TEST_CASE("escape 25: chown and utimes aimed through a symlink change the link only",
+          "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l").c_str()) == 0);
+    Entry l = x.lookup("l");
+    SetAttrIn in;
+    in.valid = FATTR_ATIME | FATTR_MTIME;
+    in.atime = {12345, 0};
+    in.mtime = {12345, 0};
+    auto attr = x.fs->setattr(x.ctx, l.nodeid, in);
+    REQUIRE(attr.has_value());
+    CHECK(attr->st.st_mtim.tv_sec == 12345);
+    CHECK_FALSE(x.foreign(attr->st));
+    if (::geteuid() == 0) {
+        in = {};
+        in.valid = FATTR_UID | FATTR_GID;
+        in.uid = 777;
+        in.gid = 777;
+        REQUIRE(x.fs->setattr(x.ctx, l.nodeid, in));
+        struct stat st {};
+        REQUIRE(::lstat(x.in_root("l").c_str(), &st) == 0);
+        CHECK(st.st_uid == 777u);
+    }
+    x.verify();
+}
+
+TEST_CASE("escape 26: LINK of a symlink node links the symlink, not its target", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l").c_str()) == 0);
+    Entry l = x.lookup("l");
+    auto hl = x.fs->link(x.ctx, l.nodeid, FUSE_ROOT_ID, "hl");
+    REQUIRE(hl.has_value());
+    CHECK(S_ISLNK(hl->attr.st.st_mode));
+    struct stat st {};
+    REQUIRE(::lstat(x.in_root("hl").c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    x.verify();
+}
+
+TEST_CASE("escape 27: LINK, RENAME and lookups with forged node ids", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    const NodeId forged[] = {0, 2, 0xdeadbeef, UINT64_MAX, x.secret_st.st_ino};
+    for (NodeId id : forged) {
+        INFO("node id " << id);
+        CHECK(x.fs->link(x.ctx, id, FUSE_ROOT_ID, "hl").error() == ENOENT);
+        CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "f", id, "f", 0).error() == ENOENT);
+        CHECK(x.fs->lookup(x.ctx, id, "secret").error() == ENOENT);
+        CHECK(x.fs->getattr(x.ctx, id, std::nullopt).error() == ENOENT);
+        CHECK(x.fs->open(x.ctx, id, O_RDONLY, false).error() == ENOENT);
+    }
+    x.verify();
+}
+
+TEST_CASE("escape 28: LINK to a traversing new name", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    Entry f = x.lookup("f");
+    CHECK(x.fs->link(x.ctx, f.nodeid, FUSE_ROOT_ID, "../outside/hl").error() == EINVAL);
+    CHECK(x.fs->link(x.ctx, f.nodeid, FUSE_ROOT_ID, x.outside + "/hl").error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 29: RENAME out of the root by a traversing name", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "f", FUSE_ROOT_ID, "../outside/f", 0).error() ==
+          EINVAL);
+    CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "f", FUSE_ROOT_ID, "../f", RENAME_NOREPLACE).error() ==
+          EINVAL);
+    CHECK(
+        x.fs->rename(x.ctx, FUSE_ROOT_ID, "../outside/secret", FUSE_ROOT_ID, "stolen", 0).error() ==
+        EINVAL);
+    CHECK(::access(x.in_root("f").c_str(), F_OK) == 0);
+    x.verify();
+}
+
+TEST_CASE("escape 30: RENAME_EXCHANGE with a symlink pointing outside", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    REQUIRE(::symlink(x.outside.c_str(), x.in_root("ls").c_str()) == 0);
+    REQUIRE(x.fs->rename(x.ctx, FUSE_ROOT_ID, "f", FUSE_ROOT_ID, "ls", RENAME_EXCHANGE));
+    Entry f = x.lookup("f");
+    CHECK(S_ISLNK(f.attr.st.st_mode));
+    CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "ls", f.nodeid, "in", 0).error() == ENOTDIR);
+    x.verify();
+}
+
+TEST_CASE("escape 31: RENAME of the root's '..' entry", "[fuse][escape]") {
+    Escape x;
+    Entry up = x.lookup("..");
+    CHECK(x.fs->rename(x.ctx, up.nodeid, "..", FUSE_ROOT_ID, "parent", 0).error() == EINVAL);
+    CHECK(x.fs->rename(x.ctx, FUSE_ROOT_ID, "root", FUSE_ROOT_ID, "x", 0).error() == ENOENT);
+    x.verify();
+}
+
+// --- special files ----------------------------------------------------------------------
+
+TEST_CASE("escape 32: device nodes can be neither made nor opened", "[fuse][escape]") {
+    Escape x;
+    CHECK(x.fs->mknod(x.ctx, FUSE_ROOT_ID, "mem", S_IFCHR | 0666, makedev(1, 1), 0).error() ==
+          EPERM);
+    if (::geteuid() == 0) {
+        // One the host put there (/dev/null's numbers) is still not opened.
+        REQUIRE(::mknod(x.in_root("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0);
+        Entry n = x.lookup("null");
+        CHECK(x.fs->open(x.ctx, n.nodeid, O_RDWR, false).error() == ENXIO);
+        CHECK(x.fs->extents(x.ctx, n.nodeid, std::nullopt, 0, 4096, false,
+                            [](std::span<const FileExtent>) -> Result<void> { return {}; })
+                  .error() == EINVAL);
+    }
+    x.verify();
+}
+
+TEST_CASE("escape 33: a fifo is not opened (no hang)", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkfifo(x.in_root("p").c_str(), 0666) == 0);
+    Entry p = x.lookup("p");
+    CHECK(x.fs->open(x.ctx, p.nodeid, O_RDONLY, false).error() == ENXIO);
+    CHECK(x.fs->open(x.ctx, p.nodeid, O_WRONLY, false).error() == ENXIO);
+    // CREATE of an existing fifo does not open it either.
+    CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, "p", 0644, 0, O_RDONLY | O_CREAT).error() == ENXIO);
+    x.verify();
+}
+
+// --- listings ----------------------------------------------------------------------------
+
+TEST_CASE("escape 34: the root's '..' entry in READDIR is the root", "[fuse][escape]") {
+    Escape x;
+    auto dh = x.fs->opendir(x.ctx, FUSE_ROOT_ID, 0);
+    REQUIRE(dh.has_value());
+    ListSink sink;
+    REQUIRE(x.fs->readdir(x.ctx, FUSE_ROOT_ID, dh->fh, 0, sink));
+    struct stat root {};
+    REQUIRE(::lstat(x.root.c_str(), &root) == 0);
+    for (std::size_t i = 0; i < sink.names.size(); ++i) {
+        CHECK(sink.inos[i] != x.base_st.st_ino);
+        if (sink.names[i] == "..") CHECK(sink.inos[i] == root.st_ino);
+    }
+    x.verify();
+}
+
+TEST_CASE("escape 35: READDIRPLUS of symlinks pointing outside reports the links",
+          "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("l1").c_str()) == 0);
+    REQUIRE(::symlink("../outside", x.in_root("l2").c_str()) == 0);
+    auto dh = x.fs->opendir(x.ctx, FUSE_ROOT_ID, 0);
+    REQUIRE(dh.has_value());
+    ListSink sink;
+    REQUIRE(x.fs->readdirplus(x.ctx, FUSE_ROOT_ID, dh->fh, 0, sink));
+    int links = 0;
+    for (const auto& e : sink.entries) {
+        if (!e) continue;
+        CHECK_FALSE(x.foreign(e->attr.st));
+        links += S_ISLNK(e->attr.st.st_mode) ? 1 : 0;
+    }
+    CHECK(links == 2);
+    x.verify();
+}
+
+TEST_CASE("escape 36: READDIR with a guest-chosen offset stays in the directory",
+          "[fuse][escape]") {
+    Escape x;
+    auto dh = x.fs->opendir(x.ctx, FUSE_ROOT_ID, 0);
+    REQUIRE(dh.has_value());
+    for (uint64_t off : {uint64_t{1}, uint64_t{0x7fffffff}, uint64_t{INT64_MAX}, UINT64_MAX}) {
+        ListSink sink;
+        (void)x.fs->readdir(x.ctx, FUSE_ROOT_ID, dh->fh, off, sink);
+        for (uint64_t ino : sink.inos) {
+            CHECK(ino != x.secret_st.st_ino);
+            CHECK(ino != x.base_st.st_ino);
+        }
+    }
+    x.verify();
+}
+
+// --- host-side moves -----------------------------------------------------------------------
+
+TEST_CASE("escape 37: '..' of a directory the host moved out of the root", "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkdir(x.in_root("sub").c_str(), 0755) == 0);
+    Entry sub = x.lookup("sub");
+    REQUIRE(::rename(x.in_root("sub").c_str(), (x.base + "/moved").c_str()) == 0);
+    auto up = x.fs->lookup(x.ctx, sub.nodeid, "..");
+    REQUIRE_FALSE(up.has_value());
+    CHECK(up.error() == ENOENT);
+    x.verify(true);
+}
+
+// --- handles and the rest ------------------------------------------------------------------
+
+TEST_CASE("escape 38: O_TMPFILE then LINK to a traversing name", "[fuse][escape]") {
+    Escape x;
+    auto t = x.fs->tmpfile(x.ctx, FUSE_ROOT_ID, 0644, 0, O_RDWR);
+    REQUIRE(t.has_value());
+    CHECK(x.fs->link(x.ctx, t->entry.nodeid, FUSE_ROOT_ID, "../outside/t").error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 39: DAX extents of a file swapped for a symlink", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "inside-data");
+    Entry f = x.lookup("f");
+    REQUIRE(::unlink(x.in_root("f").c_str()) == 0);
+    REQUIRE(::symlink(x.secret.c_str(), x.in_root("f").c_str()) == 0);
+    std::string seen;
+    auto r = x.fs->extents(x.ctx, f.nodeid, std::nullopt, 0, 4096, false,
+                           [&](std::span<const FileExtent> ext) -> Result<void> {
+                               char buf[16] = {};
+                               const ssize_t n = ::pread(ext[0].fd, buf, 11, 0);
+                               if (n > 0) seen.assign(buf, static_cast<std::size_t>(n));
+                               return {};
+                           });
+    REQUIRE(r.has_value());
+    CHECK(seen == "inside-data");
+    Entry l = x.lookup("f");
+    CHECK(x.fs->extents(x.ctx, l.nodeid, std::nullopt, 0, 4096, true,
+                        [](std::span<const FileExtent>) -> Result<void> { return {}; })
+              .error() == EINVAL);
+    x.verify();
+}
+
+TEST_CASE("escape 40: forged and wrong-kind file handles", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    Entry f = x.lookup("f");
+    auto dh = x.fs->opendir(x.ctx, FUSE_ROOT_ID, 0);
+    REQUIRE(dh.has_value());
+    char buf[8];
+    iovec v{buf, sizeof(buf)};
+    for (FileHandle fh : {FileHandle{0}, FileHandle{12345}, dh->fh, UINT64_MAX}) {
+        CHECK(x.fs->read(x.ctx, f.nodeid, fh, 0, {&v, 1}).error() == EBADF);
+        CHECK(x.fs->write(x.ctx, f.nodeid, fh, 0, {&v, 1}, false).error() == EBADF);
+        CHECK(x.fs->copy_file_range(x.ctx, f.nodeid, fh, 0, f.nodeid, fh, 0, 8, 0).error() ==
+              EBADF);
+    }
+    x.verify();
+}
+
+TEST_CASE("escape 41: xattr names and symlink targets with NUL", "[fuse][escape]") {
+    Escape x;
+    host_write(x.in_root("f"), "x");
+    Entry f = x.lookup("f");
+    std::byte buf[8];
+    CHECK(x.fs->getxattr(x.ctx, f.nodeid, std::string("user.a\0b", 8), buf).error() == EINVAL);
+    CHECK(x.fs->symlink(x.ctx, FUSE_ROOT_ID, "s", std::string("ok\0/etc/passwd", 15)).error() ==
+          EINVAL);
+    CHECK(x.fs->getxattr(x.ctx, f.nodeid, std::string(300, 'u'), buf).error() == ERANGE);
+    x.verify();
+}
+
+TEST_CASE("escape 42: a host hard link to the sentinel is not reachable by LINK tricks",
+          "[fuse][escape]") {
+    Escape x;
+    // The guest only knows inodes it looked up inside the root; linking one of those into a
+    // name never creates a link to anything else.
+    host_write(x.in_root("f"), "x");
+    Entry f = x.lookup("f");
+    auto hl = x.fs->link(x.ctx, f.nodeid, FUSE_ROOT_ID, "secret");
+    REQUIRE(hl.has_value());
+    struct stat st {};
+    REQUIRE(::stat(x.in_root("secret").c_str(), &st) == 0);
+    CHECK(st.st_ino != x.secret_st.st_ino);
+    x.verify();
+}
