@@ -1,0 +1,66 @@
+// Building and attaching one virtio-fs share.
+#include "fs_share.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "vfsdax/fs/passthrough.hpp"
+#include "vfsdax/virtio/spec.hpp"
+
+namespace vfsdax::vmm_cli {
+namespace {
+
+fs::CachePolicy cache_policy(CacheMode mode) {
+    switch (mode) {
+        case CacheMode::Always:
+            return fs::CachePolicy::Always;
+        case CacheMode::Never:
+            return fs::CachePolicy::Never;
+        case CacheMode::Auto:
+            break;
+    }
+    return fs::CachePolicy::Auto;
+}
+
+}  // namespace
+
+std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
+                                                                        const FsShare& share) {
+    auto fail = [&](std::string_view field, const std::string& why) {
+        return std::unexpected(fmt::format("--fs tag={}: {}: {}", share.tag, field, why));
+    };
+    auto out = std::make_unique<AttachedShare>();
+    auto backend = fs::make_passthrough(fs::PassthroughOptions{.root = share.dir});
+    if (!backend)
+        return fail("dir", fmt::format("{}: {}", share.dir, std::strerror(backend.error())));
+    out->backend = std::move(*backend);
+
+    std::vector<virtio::SharedMemoryRegionInfo> regions;
+    std::vector<vmm::SharedMemoryBacking> backings;
+    if (share.dax_window) {
+        auto mapper = fs::DaxMapper::create(fs::DaxMapper::Config{.window_size = share.dax_window});
+        if (!mapper) return fail("dax-window", std::strerror(mapper.error()));
+        out->mapper = std::move(*mapper);
+        regions.push_back({0, share.dax_window});
+        backings.push_back({0, out->mapper->window(), share.dax_window});
+    }
+
+    fs::FsDeviceOptions options;
+    options.tag = share.tag;
+    options.num_request_queues = share.queues;
+    options.fuse.cache = cache_policy(share.cache);
+    options.fuse.read_only = share.readonly;
+    auto device = fs::FsDevice::create(options, *out->backend, out->mapper.get());
+    if (!device) return fail("device", device.error());
+    out->device = std::move(*device);
+
+    const uint64_t withheld = share.packed ? 0 : virtio::feature_bit(VIRTIO_F_RING_PACKED);
+    out->view = std::make_unique<FeatureFilter>(*out->device, withheld, std::move(regions));
+    auto pci = vmm::VirtioPciDevice::attach(machine, *out->view, std::move(backings));
+    if (!pci) return fail("pci", pci.error());
+    out->pci = std::move(*pci);
+    return out;
+}
+
+}  // namespace vfsdax::vmm_cli

@@ -1,0 +1,33 @@
+// FsShare wiring: one --fs share as a passthrough backend, a DAX mapper, an FsDevice and its
+// place on the machine's PCI bus.
+#pragma once
+
+#include <expected>
+#include <memory>
+#include <string>
+
+#include "feature_filter.hpp"
+#include "machine.hpp"
+#include "vfsdax/fs/dax_mapper.hpp"
+#include "vfsdax/fs/file_system.hpp"
+#include "vfsdax/fs/fs_device.hpp"
+#include "virtio_pci_device.hpp"
+#include "vm_config.hpp"
+
+namespace vfsdax::vmm_cli {
+
+// Members in construction order, so destruction stops the PCI function first and the backend
+// last.
+struct AttachedShare {
+    std::unique_ptr<fs::FileSystem> backend;
+    std::unique_ptr<fs::DaxMapper> mapper;
+    std::unique_ptr<fs::FsDevice> device;
+    std::unique_ptr<FeatureFilter> view;
+    std::unique_ptr<vmm::VirtioPciDevice> pci;
+};
+
+// Errors name the share (--fs tag=T) and the field at fault.
+std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
+                                                                        const FsShare& share);
+
+}  // namespace vfsdax::vmm_cli

@@ -1,0 +1,56 @@
+// vfsdax-vmm: boots a Linux bzImage under KVM with virtio-fs shares.
+#include <fmt/format.h>
+
+#include <string_view>
+#include <vector>
+
+#include "fs_share.hpp"
+#include "log.hpp"
+#include "machine.hpp"
+#include "vm_config.hpp"
+
+namespace {
+
+constexpr int kUsageError = 2;
+constexpr int kStartError = 1;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace vfsdax;
+    const std::vector<std::string_view> args(argv + 1, argv + argc);
+    auto cli = vmm_cli::parse_command_line(args);
+    if (!cli) {
+        fmt::print(stderr, "vfsdax-vmm: {}\n", cli.error());
+        return kUsageError;
+    }
+    if (cli->help) {
+        fmt::print("{}", vmm_cli::help_text("vfsdax-vmm"));
+        return 0;
+    }
+    const vmm_cli::VmConfig& config = cli->config;
+    if (auto r = vmm_cli::validate(config); !r) {
+        fmt::print(stderr, "vfsdax-vmm: {}\n", r.error());
+        return kUsageError;
+    }
+    vmm::g_log_level = static_cast<vmm::LogLevel>(config.log_level);
+
+    auto machine = vmm::Machine::create(vmm::MachineOptions{
+        config.kernel, config.initrd, config.cmdline, config.cpus, config.memory, 0, 1});
+    if (!machine) {
+        vmm::log(vmm::LogLevel::Error, "{}", machine.error());
+        return kStartError;
+    }
+    std::vector<std::unique_ptr<vmm_cli::AttachedShare>> shares;
+    for (const vmm_cli::FsShare& share : config.fs) {
+        auto attached = vmm_cli::attach_share(**machine, share);
+        if (!attached) {
+            vmm::log(vmm::LogLevel::Error, "{}", attached.error());
+            return kStartError;
+        }
+        vmm::log(vmm::LogLevel::Info, "virtio-fs \"{}\" ({}) on PCI 00:{:02x}.0", share.tag,
+                 share.dir, (*attached)->pci->slot());
+        shares.push_back(std::move(*attached));
+    }
+    return (*machine)->run();
+}

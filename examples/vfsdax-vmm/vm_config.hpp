@@ -1,0 +1,72 @@
+// VmConfig: what vfsdax-vmm is asked to run, parsed and checked from the command line or JSON.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vfsdax::vmm_cli {
+
+enum class CacheMode { Auto, Always, Never };
+enum class LogLevel { Error, Warn, Info, Debug };
+
+struct FsShare {
+    std::string tag;
+    std::string dir;
+    uint64_t dax_window = 0;  // bytes; 0: no DAX window
+    CacheMode cache = CacheMode::Auto;
+    uint16_t queues = 1;  // request queues (the hiprio queue comes on top)
+    bool packed = false;
+    bool readonly = false;
+};
+
+struct VmConfig {
+    std::string kernel;
+    std::string initrd;  // empty: none
+    // reboot=k: Linux resets through the i8042, which ends the VMM; panic=-1 turns a panic
+    // (init exiting) into that same reset instead of a hang.
+    std::string cmdline = "console=ttyS0 reboot=k panic=-1";
+    unsigned cpus = 1;
+    uint64_t memory = uint64_t{512} << 20;
+    std::vector<FsShare> fs;
+    LogLevel log_level = LogLevel::Info;
+};
+
+inline constexpr unsigned kMaxCpus = 64;
+inline constexpr uint64_t kMinMemory = uint64_t{64} << 20;
+inline constexpr uint64_t kMaxMemory = uint64_t{1} << 40;
+inline constexpr std::size_t kMaxTagBytes = 36;  // virtio_fs_config.tag
+inline constexpr uint64_t kDaxAlignment = uint64_t{2} << 20;
+inline constexpr uint64_t kMaxDaxWindow = uint64_t{64} << 30;
+inline constexpr unsigned kMaxQueues = 64;
+
+// "512M", "1G", "4096" (bytes), binary suffixes K, M, G, T. The error says why, not where.
+std::expected<uint64_t, std::string> parse_size(std::string_view text);
+
+// One --fs value: "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly]".
+std::expected<FsShare, std::string> parse_fs_option(std::string_view text);
+
+// Merges a JSON document into `config`; `source` prefixes every error (the file name).
+std::expected<void, std::string> apply_json(const nlohmann::json& doc, std::string_view source,
+                                            VmConfig& config);
+
+// Checks what no single field can: required fields, unique tags, directories that exist.
+std::expected<void, std::string> validate(const VmConfig& config);
+
+struct CommandLine {
+    bool help = false;
+    VmConfig config;
+};
+
+// argv without the program name. --config is applied first wherever it appears; the other
+// flags then override its values and --fs adds shares to its list.
+std::expected<CommandLine, std::string> parse_command_line(std::span<const std::string_view> args);
+
+std::string help_text(std::string_view program);
+
+}  // namespace vfsdax::vmm_cli

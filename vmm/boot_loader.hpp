@@ -1,0 +1,33 @@
+// Places a bzImage, its initrd, command line, boot_params, MP table and boot tables in RAM.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "layout.hpp"
+#include "vfsdax/memory/guest_memory.hpp"
+
+namespace vfsdax::vmm {
+
+struct LinuxBoot {
+    std::span<const std::byte> kernel;  // the whole bzImage file
+    std::span<const std::byte> initrd;  // empty: none
+    std::string_view cmdline;
+    unsigned cpus = 1;
+};
+
+// Where the bootstrap vCPU starts: RIP and RSI (boot_params).
+struct BootEntry {
+    uint64_t rip;
+    uint64_t boot_params;
+};
+
+// `memory` must map RAM as laid out by `ram`. Errors begin with the option at fault
+// (--kernel, --initrd, --cmdline, --memory) and say why.
+std::expected<BootEntry, std::string> load_linux(const GuestMemory& memory, layout::RamLayout ram,
+                                                 const LinuxBoot& boot);
+
+}  // namespace vfsdax::vmm

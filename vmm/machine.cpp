@@ -1,0 +1,325 @@
+// Machine assembly, the vCPU run loop and orderly shutdown.
+#include "machine.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <termios.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "boot_loader.hpp"
+#include "cmos.hpp"
+#include "cpuid.hpp"
+#include "i8042.hpp"
+#include "log.hpp"
+
+namespace vfsdax::vmm {
+namespace {
+
+std::expected<std::vector<std::byte>, std::string> read_file(const std::string& path,
+                                                             std::string_view option) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::unexpected(fmt::format("{}: {}: {}", option, path, std::strerror(errno)));
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) return std::unexpected(fmt::format("{}: {}: read error", option, path));
+    std::vector<std::byte> out(bytes.size());
+    std::memcpy(out.data(), bytes.data(), bytes.size());
+    return out;
+}
+
+void write_all(int fd, std::span<const std::byte> data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // a closed console loses output; the guest goes on
+        data = data.subspan(static_cast<std::size_t>(n));
+    }
+}
+
+void ignore_signal(int) {}
+
+constexpr time_t kHaltCheckSeconds = 1;
+
+// The console terminal, restored when the machine goes.
+struct TerminalState {
+    bool saved = false;
+    termios original{};
+};
+TerminalState g_terminal;
+
+}  // namespace
+
+Machine::Machine(Kvm kvm, Vm vm) : kvm_(std::move(kvm)), vm_(std::move(vm)) {}
+
+std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
+    const MachineOptions& options) {
+    auto kvm = Kvm::open();
+    if (!kvm) return std::unexpected(kvm.error());
+    auto vm = Vm::create(*kvm);
+    if (!vm) return std::unexpected(vm.error());
+    std::unique_ptr<Machine> m(new Machine(std::move(*kvm), std::move(*vm)));
+
+    auto ram = GuestRam::create(m->vm_, m->memory_, options.memory);
+    if (!ram) return std::unexpected("--memory: " + ram.error());
+    m->ram_ = std::make_unique<GuestRam>(std::move(*ram));
+
+    auto kernel = read_file(options.kernel, "--kernel");
+    if (!kernel) return std::unexpected(kernel.error());
+    std::vector<std::byte> initrd;
+    if (!options.initrd.empty()) {
+        auto r = read_file(options.initrd, "--initrd");
+        if (!r) return std::unexpected(r.error());
+        initrd = std::move(*r);
+    }
+    auto entry = load_linux(m->memory_, m->ram_->ram_layout(),
+                            LinuxBoot{*kernel, initrd, options.cmdline, options.cpus});
+    if (!entry) return std::unexpected(entry.error());
+
+    auto cpuid = m->kvm_.supported_cpuid();
+    if (!cpuid) return std::unexpected(cpuid.error());
+    for (unsigned id = 0; id < options.cpus; ++id) {
+        auto vcpu = Vcpu::create(m->kvm_, m->vm_, id);
+        if (!vcpu) return std::unexpected(fmt::format("vCPU {}: {}", id, vcpu.error()));
+        auto entries = *cpuid;
+        set_cpuid_for_vcpu(entries, id, options.cpus);
+        KvmResult r = vcpu->set_cpuid(entries);
+        if (r) r = vcpu->set_local_interrupts();
+        if (r && id == 0) r = vcpu->set_boot_state(*entry);
+        if (!r) return std::unexpected(fmt::format("vCPU {}: {}", id, r.error()));
+        m->vcpus_.push_back(std::move(*vcpu));
+    }
+
+    auto loop = EventLoop::create();
+    if (!loop) return std::unexpected(loop.error());
+    m->loop_ = std::move(*loop);
+
+    Machine* self = m.get();
+    m->serial_ = std::make_shared<Serial8250>(
+        [self](bool level) {
+            if (auto r = self->vm_.irq_line(layout::kCom1Irq, level); !r)
+                self->request_stop(1, "serial: " + r.error());
+        },
+        [out = options.console_out](std::span<const std::byte> bytes) { write_all(out, bytes); });
+    m->pci_ = std::make_shared<PciHostBridge>();
+    auto i8042 = std::make_shared<I8042>(
+        [self] { self->request_stop(0, "the guest reset the machine (i8042)"); });
+    if (!m->pio_.insert(layout::kCom1Port, 8, m->serial_) ||
+        !m->pio_.insert(layout::kI8042CommandPort, 1, i8042) ||
+        !m->pio_.insert(layout::kCmosPort, 2, std::make_shared<Cmos>()) ||
+        !m->pio_.insert(layout::kPciConfigAddress, 8, m->pci_))
+        return std::unexpected("legacy devices overlap on the PIO bus");
+
+    if (auto r = m->setup_console(options); !r) return std::unexpected(r.error());
+    if (auto r = m->setup_halt_detection(); !r) return std::unexpected(r.error());
+
+    // SIGINT/SIGTERM arrive through a signalfd on the event loop; threads created from here on
+    // inherit the blocked mask. SIGUSR1 only interrupts KVM_RUN (no SA_RESTART).
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0)
+        return std::unexpected("pthread_sigmask failed");
+    m->signal_fd_ = UniqueFd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!m->signal_fd_) return std::unexpected(errno_text("signalfd"));
+    auto added = m->loop_->add(m->signal_fd_.get(), [self] {
+        signalfd_siginfo info{};
+        if (::read(self->signal_fd_.get(), &info, sizeof(info)) == sizeof(info))
+            self->request_stop(0, fmt::format("stopped by {}", ::strsignal(int(info.ssi_signo))));
+    });
+    if (!added) return std::unexpected(added.error());
+    struct sigaction kick {};
+    kick.sa_handler = ignore_signal;
+    sigemptyset(&kick.sa_mask);
+    if (::sigaction(Vcpu::kKickSignal, &kick, nullptr) < 0)
+        return std::unexpected(errno_text("sigaction"));
+    ::signal(SIGPIPE, SIG_IGN);
+    return m;
+}
+
+std::expected<void, std::string> Machine::setup_console(const MachineOptions& options) {
+    console_in_ = options.console_in;
+    if (console_in_ < 0) return {};
+    if (::isatty(console_in_) && !g_terminal.saved &&
+        ::tcgetattr(console_in_, &g_terminal.original) == 0) {
+        // Keys go to the guest as typed; ISIG stays so Ctrl-C still stops the VMM.
+        termios raw = g_terminal.original;
+        raw.c_lflag &= ~(ICANON | ECHO);
+        raw.c_iflag &= ~ICRNL;
+        raw.c_cc[VMIN] = 1;
+        raw.c_cc[VTIME] = 0;
+        if (::tcsetattr(console_in_, TCSANOW, &raw) == 0) g_terminal.saved = true;
+    }
+    Machine* self = this;
+    // A regular file or /dev/null cannot be polled: the guest then simply gets no input.
+    auto added = loop_->add(console_in_, [self] {
+        std::byte buffer[256];
+        const ssize_t n = ::read(self->console_in_, buffer, sizeof(buffer));
+        if (n > 0) {
+            self->serial_->receive(std::span(buffer, static_cast<std::size_t>(n)));
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            self->loop_->remove(self->console_in_);
+        }
+    });
+    if (!added)
+        log(LogLevel::Debug, "console input not pollable ({}); the guest gets none", added.error());
+    return {};
+}
+
+std::expected<void, std::string> Machine::setup_halt_detection() {
+    parked_at_ = std::make_unique<std::atomic<uint64_t>[]>(vcpus_.size());
+    halt_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!halt_timer_) return std::unexpected(errno_text("timerfd_create"));
+    itimerspec period{};
+    period.it_interval.tv_sec = period.it_value.tv_sec = kHaltCheckSeconds;
+    if (::timerfd_settime(halt_timer_.get(), 0, &period, nullptr) < 0)
+        return std::unexpected(errno_text("timerfd_settime"));
+    return loop_->add(halt_timer_.get(), [this] {
+        uint64_t expirations;
+        if (::read(halt_timer_.get(), &expirations, sizeof(expirations)) < 0) return;
+        ++halt_tick_;
+        // The vCPU threads answer in check_parked() once KVM_RUN returns to them.
+        for (std::size_t i = 0; i < threads_.size(); ++i)
+            vcpus_[i].kick(threads_[i].native_handle());
+    });
+}
+
+void Machine::check_parked(Vcpu& vcpu) {
+    const uint64_t tick = halt_tick_.load();
+    if (tick == 0 || parked_at_[vcpu.id()].load() == tick) return;
+    auto parked = vcpu.parked();
+    if (!parked) {
+        request_stop(1, fmt::format("vCPU {}: {}", vcpu.id(), parked.error()));
+        return;
+    }
+    if (!*parked) return;
+    parked_at_[vcpu.id()] = tick;
+    for (std::size_t i = 0; i < vcpus_.size(); ++i)
+        if (parked_at_[i].load() != tick) return;
+    request_stop(0, "the guest halted every vCPU with interrupts off (halt or poweroff)");
+}
+
+Machine::~Machine() {
+    if (g_terminal.saved) {
+        ::tcsetattr(console_in_, TCSANOW, &g_terminal.original);
+        g_terminal.saved = false;
+    }
+}
+
+std::optional<uint64_t> Machine::allocate_mmio(uint64_t size, bool is_64bit) {
+    auto align = [](uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); };
+    if (size == 0 || (size & (size - 1)) != 0) return std::nullopt;
+    if (is_64bit) {
+        if (mmio64_next_ == 0)
+            mmio64_next_ =
+                align(std::max(layout::kHighRamStart, ram_layout().end()), layout::kMmio64Align);
+        const uint64_t base = align(mmio64_next_, size);
+        mmio64_next_ = base + size;
+        return base;
+    }
+    const uint64_t base = align(mmio32_next_, size);
+    if (base + size > layout::kMmio32End) return std::nullopt;
+    mmio32_next_ = base + size;
+    return base;
+}
+
+void Machine::request_stop(int status, const std::string& reason) {
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (!stopping_.exchange(true)) {
+            exit_status_ = status;
+            if (status == 0) {
+                log(LogLevel::Info, "{}", reason);
+            } else {
+                log(LogLevel::Error, "{}", reason);
+            }
+        }
+    }
+    loop_->stop();
+}
+
+int Machine::run() {
+    threads_.reserve(vcpus_.size());
+    for (Vcpu& vcpu : vcpus_) threads_.emplace_back([this, &vcpu] { vcpu_thread(vcpu); });
+    loop_->run();
+    stopping_ = true;
+    for (std::size_t i = 0; i < threads_.size(); ++i) vcpus_[i].kick(threads_[i].native_handle());
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+    std::lock_guard lock(stop_mutex_);
+    return exit_status_;
+}
+
+void Machine::vcpu_thread(Vcpu& vcpu) {
+    while (!stopping_.load()) {
+        const int r = vcpu.run_once();
+        if (r == -EINTR || r == -EAGAIN) {
+            vcpu.run()->immediate_exit = 0;
+            check_parked(vcpu);
+            continue;
+        }
+        if (r < 0) {
+            request_stop(1, fmt::format("vCPU {}: KVM_RUN: {}", vcpu.id(), std::strerror(-r)));
+            return;
+        }
+        if (!handle_exit(vcpu)) return;
+    }
+}
+
+bool Machine::handle_exit(Vcpu& vcpu) {
+    kvm_run* run = vcpu.run();
+    switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            auto* data = reinterpret_cast<std::byte*>(run) + run->io.data_offset;
+            for (uint32_t i = 0; i < run->io.count; ++i) {
+                std::span<std::byte> item(data + i * run->io.size, run->io.size);
+                if (run->io.direction == KVM_EXIT_IO_OUT) {
+                    pio_.write(run->io.port, item);
+                } else if (!pio_.read(run->io.port, item)) {
+                    std::fill(item.begin(), item.end(), std::byte{0xff});  // nothing there
+                }
+            }
+            return true;
+        }
+        case KVM_EXIT_MMIO: {
+            std::span<std::byte> item(reinterpret_cast<std::byte*>(run->mmio.data),
+                                      std::min<uint32_t>(run->mmio.len, sizeof(run->mmio.data)));
+            if (run->mmio.is_write) {
+                mmio_.write(run->mmio.phys_addr, item);
+            } else if (!mmio_.read(run->mmio.phys_addr, item)) {
+                std::fill(item.begin(), item.end(), std::byte{0xff});
+            }
+            return true;
+        }
+        case KVM_EXIT_INTR:
+            return true;
+        case KVM_EXIT_SYSTEM_EVENT:
+            request_stop(0, fmt::format("the guest stopped the machine (system event {})",
+                                        run->system_event.type));
+            return false;
+        case KVM_EXIT_SHUTDOWN:
+            request_stop(1, fmt::format("vCPU {}: triple fault (KVM_EXIT_SHUTDOWN)", vcpu.id()));
+            return false;
+        case KVM_EXIT_FAIL_ENTRY:
+            request_stop(1, fmt::format("vCPU {}: VM entry failed, hardware reason {:#x}",
+                                        vcpu.id(), run->fail_entry.hardware_entry_failure_reason));
+            return false;
+        case KVM_EXIT_INTERNAL_ERROR:
+            request_stop(1, fmt::format("vCPU {}: KVM internal error, suberror {}", vcpu.id(),
+                                        run->internal.suberror));
+            return false;
+        default:
+            request_stop(1, fmt::format("vCPU {}: unexpected KVM exit reason {}", vcpu.id(),
+                                        run->exit_reason));
+            return false;
+    }
+}
+
+}  // namespace vfsdax::vmm

@@ -1,0 +1,100 @@
+// Machine: a KVM VM with RAM, vCPU threads, legacy devices, PCI bus 0 and an event loop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus.hpp"
+#include "event_loop.hpp"
+#include "guest_ram.hpp"
+#include "kvm.hpp"
+#include "pci_host.hpp"
+#include "serial.hpp"
+#include "vcpu.hpp"
+#include "vfsdax/memory/guest_memory.hpp"
+
+namespace vfsdax::vmm {
+
+struct MachineOptions {
+    std::string kernel;  // bzImage path
+    std::string initrd;  // empty: none
+    std::string cmdline;
+    unsigned cpus = 1;
+    uint64_t memory = 0;
+    int console_in = 0;   // guest console input (stdin); -1: none
+    int console_out = 1;  // guest console output (stdout)
+};
+
+// Lifecycle: create() builds the VM, RAM, vCPUs and legacy devices and loads the kernel;
+// the embedder then plugs its devices into pci(), mmio(), pio() and loop(); run() starts the
+// vCPU threads, runs the event loop on the calling thread and returns the exit status.
+class Machine {
+public:
+    static std::expected<std::unique_ptr<Machine>, std::string> create(
+        const MachineOptions& options);
+    ~Machine();
+
+    Vm& vm() { return vm_; }
+    GuestMemory& memory() { return memory_; }
+    Bus& pio() { return pio_; }
+    Bus& mmio() { return mmio_; }
+    PciHostBridge& pci() { return *pci_; }
+    EventLoop& loop() { return *loop_; }
+    layout::RamLayout ram_layout() const { return ram_->ram_layout(); }
+    // The first KVM memory slot not used for RAM; devices allocate from here up.
+    uint32_t allocate_memory_slot() { return next_slot_++; }
+    // Firmware-style BAR placement: `size` (a power of two) aligned to itself, 32-bit BARs
+    // in the MMIO window below 4 GiB, 64-bit ones above RAM. nullopt when the window is full.
+    std::optional<uint64_t> allocate_mmio(uint64_t size, bool is_64bit);
+
+    // 0 when the guest reset itself or a signal asked us to stop; 1 after a vCPU error, whose
+    // reason was printed.
+    int run();
+
+    // Any thread: ends run() with `status`; the first caller's status and reason win.
+    void request_stop(int status, const std::string& reason);
+
+private:
+    explicit Machine(Kvm kvm, Vm vm);
+    void vcpu_thread(Vcpu& vcpu);
+    // false: the vCPU must stop (the machine is stopping, or this exit was fatal).
+    bool handle_exit(Vcpu& vcpu);
+    std::expected<void, std::string> setup_console(const MachineOptions& options);
+    std::expected<void, std::string> setup_halt_detection();
+    void check_parked(Vcpu& vcpu);
+
+    Kvm kvm_;
+    Vm vm_;
+    GuestMemory memory_;
+    std::unique_ptr<GuestRam> ram_;
+    Bus pio_;
+    Bus mmio_;
+    std::shared_ptr<PciHostBridge> pci_;
+    std::shared_ptr<Serial8250> serial_;
+    std::unique_ptr<EventLoop> loop_;
+    std::vector<Vcpu> vcpus_;
+    std::vector<std::thread> threads_;
+    // Halt detection: each tick asks every vCPU whether it is parked; the guest has halted
+    // when all of them were parked at the same tick.
+    UniqueFd halt_timer_;
+    std::atomic<uint64_t> halt_tick_{0};
+    std::unique_ptr<std::atomic<uint64_t>[]> parked_at_;  // per vCPU: last tick seen parked
+    UniqueFd signal_fd_;
+    int console_in_ = -1;
+    uint32_t next_slot_ = GuestRam::kFirstFreeSlot;
+    uint64_t mmio32_next_ = layout::kMmio32Start;
+    uint64_t mmio64_next_ = 0;  // set from the RAM layout on first use
+
+    std::atomic<bool> stopping_{false};
+    std::mutex stop_mutex_;
+    int exit_status_ = 0;
+};
+
+}  // namespace vfsdax::vmm
