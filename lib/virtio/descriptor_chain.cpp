@@ -5,11 +5,17 @@
 
 namespace vfsdax::virtio {
 
+void DescriptorChain::add_overflow(Segment segment) {
+    if (count_ == kInlineSegments) overflow_.assign(inline_, inline_ + kInlineSegments);
+    overflow_.push_back(segment);
+}
+
 std::size_t SegmentCursor::peek_iovecs(uint64_t max_bytes, std::vector<iovec>& out) const {
     std::size_t total = 0;
     std::size_t offset = offset_;
     for (std::size_t i = index_; i < segments_.size() && total < max_bytes; ++i) {
-        const std::size_t chunk = std::min<uint64_t>(segments_[i].size() - offset, max_bytes - total);
+        const std::size_t chunk =
+            std::min<uint64_t>(segments_[i].size() - offset, max_bytes - total);
         out.push_back(iovec{segments_[i].data() + offset, chunk});
         total += chunk;
         offset = 0;

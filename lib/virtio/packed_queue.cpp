@@ -33,7 +33,8 @@ struct Desc {
 [[gnu::always_inline]] inline Desc load_ring_desc(const vring_packed_desc& d, uint16_t flags) {
     return {le64toh(std::atomic_ref(const_cast<__le64&>(d.addr)).load(std::memory_order_relaxed)),
             le32toh(std::atomic_ref(const_cast<__le32&>(d.len)).load(std::memory_order_relaxed)),
-            le16toh(std::atomic_ref(const_cast<__le16&>(d.id)).load(std::memory_order_relaxed)), flags};
+            le16toh(std::atomic_ref(const_cast<__le16&>(d.id)).load(std::memory_order_relaxed)),
+            flags};
 }
 
 inline uint16_t load_flags(const vring_packed_desc& d, std::memory_order order) {
@@ -55,8 +56,13 @@ inline bool is_available(uint16_t flags, uint16_t avail_bits) {
     return (flags & (kAvail | kUsed)) == avail_bits;
 }
 
+// Success of push(): from a constant, the compiler loads the whole result in one instruction
+// instead of merging the flag into the unused error bytes.
+constexpr std::expected<void, QueueError> kOk;
+
 QueueError from_memory_error(MemoryError error) {
-    return error == MemoryError::Overflow ? QueueError::LengthOverflow : QueueError::AddressOutOfRange;
+    return error == MemoryError::Overflow ? QueueError::LengthOverflow
+                                          : QueueError::AddressOutOfRange;
 }
 
 }  // namespace
@@ -71,8 +77,10 @@ std::expected<std::unique_ptr<Queue>, QueueError> PackedQueue::create(const Queu
                                                                       const GuestMemory& memory,
                                                                       uint64_t features) {
     // 2^15 entries at most: the event offsets have 15 bits. Any size below that is fine.
-    if (config.size == 0 || config.size > kMaxQueueSize) return std::unexpected(QueueError::BadConfig);
-    if (!config.desc.is_aligned(16) || !config.driver.is_aligned(4) || !config.device.is_aligned(4)) {
+    if (config.size == 0 || config.size > kMaxQueueSize)
+        return std::unexpected(QueueError::BadConfig);
+    if (!config.desc.is_aligned(16) || !config.driver.is_aligned(4) ||
+        !config.device.is_aligned(4)) {
         return std::unexpected(QueueError::BadConfig);
     }
     // RAM never moves in host memory: translate the three areas once, keep the host views.
@@ -90,10 +98,10 @@ std::expected<std::unique_ptr<Queue>, QueueError> PackedQueue::create(const Queu
         !host_aligned(*device, 4)) {
         return std::unexpected(QueueError::BadConfig);
     }
-    return std::unique_ptr<Queue>(new PackedQueue(memory, reinterpret_cast<vring_packed_desc*>(ring->data()),
-                                                  reinterpret_cast<uint32_t*>(driver->data()),
-                                                  reinterpret_cast<uint32_t*>(device->data()), config.size,
-                                                  features));
+    return std::unique_ptr<Queue>(
+        new PackedQueue(memory, reinterpret_cast<vring_packed_desc*>(ring->data()),
+                        reinterpret_cast<uint32_t*>(driver->data()),
+                        reinterpret_cast<uint32_t*>(device->data()), config.size, features));
 }
 
 PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uint32_t* driver_event,
@@ -105,8 +113,10 @@ PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uin
       size_(size),
       event_idx_(features & feature_bit(VIRTIO_RING_F_EVENT_IDX)),
       indirect_(features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)),
-      avail_bits_(kAvail),        // both wrap counters start at 1 (2.8.1)
+      avail_bits_(kAvail),  // both wrap counters start at 1 (2.8.1)
       used_bits_(kAvail | kUsed),
+      fast_limit_(
+          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
       in_flight_(size, 0) {}
 
 bool PackedQueue::available_at(uint16_t slot) const {
@@ -114,17 +124,86 @@ bool PackedQueue::available_at(uint16_t slot) const {
     return is_available(load_flags(ring_[slot], std::memory_order_acquire), avail_bits_);
 }
 
-// Flattened: translate() and DescriptorChain::add() inline into the loop (the hot path).
-[[gnu::flatten]] std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
-    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
-    vring_packed_desc* const ring = ring_;
+std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
+    if (broken_) [[unlikely]]
+        return std::unexpected(QueueError::Broken);
     const uint32_t size = size_;
-    uint32_t slot = next_avail_;
+    const uint32_t slot = next_avail_;
     // Acquire: the rest of the list is read after the first descriptor's flags, which the
     // driver writes last. Every later read uses this value, whatever the guest writes since.
-    uint16_t flags = load_flags(ring[slot], std::memory_order_acquire);
+    const uint16_t flags = load_flags(ring_[slot], std::memory_order_acquire);
     if (!is_available(flags, avail_bits_)) return false;
 
+    List list;
+    if (!read_list_fast(slot, flags, chain, list)) [[unlikely]] {
+        auto r = read_list(slot, flags, chain);
+        if (!r) return fail(r.error());
+        list = *r;
+    }
+    // The buffer id is in the last descriptor of the list (2.8.6).
+    const uint16_t id = list.id;
+    const uint32_t slots = list.slots;
+    if (id >= size || in_flight_[id] != 0) [[unlikely]]
+        return fail(QueueError::BadBufferId);
+    // A driver reuses ring slots only once they are used: more in flight means it overran us.
+    const uint32_t in_flight_slots = in_flight_slots_ + slots;
+    if (in_flight_slots > size) [[unlikely]]
+        return fail(QueueError::ChainTooLong);
+    in_flight_slots_ = in_flight_slots;
+    in_flight_[id] = static_cast<uint16_t>(slots);
+    chain.set_token({id, static_cast<uint16_t>(slots)});
+    uint32_t next = slot + slots;
+    if (next >= size) {
+        next -= size;
+        avail_bits_ ^= kAvail | kUsed;
+    }
+    next_avail_ = static_cast<uint16_t>(next);
+    return true;
+}
+
+[[gnu::always_inline]] inline bool PackedQueue::read_list_fast(uint32_t slot, uint16_t flags,
+                                                               DescriptorChain& chain, List& list) {
+    // One generation check for the whole list: the list is translated as of one moment.
+    if (!memory_.is_current(region_cache_)) [[unlikely]]
+        return false;
+    const GuestMemory::RegionCache cache = region_cache_;
+    vring_packed_desc* const ring = ring_;
+    Segment* const segments = chain.inline_segments();
+    const uint32_t size = size_;
+    const uint32_t limit = fast_limit_;
+    uint32_t count = 0, readable = 0;
+    uint64_t readable_bytes = 0, writable_bytes = 0;
+    Desc desc;
+    for (;;) {
+        desc = load_ring_desc(ring[slot], flags);
+        if (desc.flags & VRING_DESC_F_INDIRECT) return false;
+        if (!cache.holds_nonempty(desc.addr, desc.len)) return false;
+        if (desc.flags & VRING_DESC_F_WRITE) {
+            writable_bytes += desc.len;
+        } else {
+            // Every length is non-zero: a writable one was seen iff writable_bytes != 0.
+            if (writable_bytes != 0) return false;
+            ++readable;
+            readable_bytes += desc.len;
+        }
+        segments[count++] = Segment(cache.host + (desc.addr - cache.base), desc.len);
+        if (!(desc.flags & VRING_DESC_F_NEXT)) break;
+        // limit <= size: a list of size descriptors or more is read_list()'s to refuse.
+        if (count == limit) return false;
+        if (++slot == size) slot = 0;
+        flags = load_flags(ring[slot], std::memory_order_relaxed);
+    }
+    // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
+    if (readable_bytes + writable_bytes > UINT32_MAX) return false;
+    chain.assign_inline(count, readable, readable_bytes, writable_bytes, {});
+    list = {desc.id, count};
+    return true;
+}
+
+std::expected<PackedQueue::List, QueueError> PackedQueue::read_list(uint32_t slot, uint16_t flags,
+                                                                    DescriptorChain& chain) {
+    vring_packed_desc* const ring = ring_;
+    const uint32_t size = size_;
     chain.clear({});
     uint32_t slots = 0;
     Desc desc;
@@ -134,40 +213,25 @@ bool PackedQueue::available_at(uint16_t slot) const {
         if (desc.flags & VRING_DESC_F_INDIRECT) [[unlikely]] {
             // Only alone in its list: never after a NEXT, never with NEXT (2.8.7).
             if (!indirect_ || slots != 1 || (desc.flags & VRING_DESC_F_NEXT)) {
-                return fail(QueueError::BadIndirectTable);
+                return std::unexpected(QueueError::BadIndirectTable);
             }
-            if (auto r = read_indirect(chain, desc.addr, desc.len); !r) return fail(r.error());
+            if (auto r = read_indirect(chain, desc.addr, desc.len); !r)
+                return std::unexpected(r.error());
             break;
         }
-        if (auto r = add_segment(chain, desc.addr, desc.len, desc.flags & VRING_DESC_F_WRITE); !r)
-            [[unlikely]] {
-            return fail(r.error());
+        if (auto r = add_segment(chain, desc.addr, desc.len, desc.flags & VRING_DESC_F_WRITE); !r) {
+            return std::unexpected(r.error());
         }
         if (!(desc.flags & VRING_DESC_F_NEXT)) break;
         // A list holds at most size descriptors (2.8.18): one more would be a second lap.
-        if (slots == size) [[unlikely]] return fail(QueueError::ChainTooLong);
+        if (slots == size) return std::unexpected(QueueError::ChainTooLong);
         if (++slot == size) slot = 0;
         flags = load_flags(ring[slot], std::memory_order_relaxed);
     }
-    if (chain.readable_bytes() + chain.writable_bytes() > UINT32_MAX) [[unlikely]] {
-        return fail(QueueError::LengthOverflow);
+    if (chain.readable_bytes() + chain.writable_bytes() > UINT32_MAX) {
+        return std::unexpected(QueueError::LengthOverflow);
     }
-    // The buffer id is in the last descriptor of the list (2.8.6).
-    const uint16_t id = desc.id;
-    if (id >= size || in_flight_[id] != 0) [[unlikely]] return fail(QueueError::BadBufferId);
-    // A driver reuses ring slots only once they are used: more in flight means it overran us.
-    const uint32_t in_flight_slots = in_flight_slots_ + slots;
-    if (in_flight_slots > size) [[unlikely]] return fail(QueueError::ChainTooLong);
-    in_flight_slots_ = in_flight_slots;
-    in_flight_[id] = static_cast<uint16_t>(slots);
-    chain.set_token({id, static_cast<uint16_t>(slots)});
-    uint32_t next = next_avail_ + slots;
-    if (next >= size) {
-        next -= size;
-        avail_bits_ ^= kAvail | kUsed;
-    }
-    next_avail_ = static_cast<uint16_t>(next);
-    return true;
+    return List{desc.id, slots};
 }
 
 std::expected<void, QueueError> PackedQueue::read_indirect(DescriptorChain& chain, uint64_t addr,
@@ -191,14 +255,17 @@ std::expected<void, QueueError> PackedQueue::read_indirect(DescriptorChain& chai
 
 std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain, uint64_t addr,
                                                          uint32_t len, bool writable) {
-    if (len == 0) [[unlikely]] return std::unexpected(QueueError::ZeroLength);
-    auto span = memory_.translate(GuestAddress(addr), len);
-    if (!span) [[unlikely]] return std::unexpected(from_memory_error(span.error()));
+    if (len == 0) [[unlikely]]
+        return std::unexpected(QueueError::ZeroLength);
+    auto span = memory_.translate(GuestAddress(addr), len, region_cache_);
+    if (!span) [[unlikely]]
+        return std::unexpected(from_memory_error(span.error()));
     return chain.add(*span, writable);
 }
 
 std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
-    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
+    if (broken_) [[unlikely]]
+        return std::unexpected(QueueError::Broken);
     const DescriptorChain::Token token = chain.token();
     const uint32_t slots = token.ring_slots;
     if (token.id >= size_ || slots == 0 || in_flight_[token.id] != slots) [[unlikely]] {
@@ -223,7 +290,7 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
         used_bits_ ^= kAvail | kUsed;
     }
     next_used_ = static_cast<uint16_t>(next);
-    return {};
+    return kOk;
 }
 
 bool PackedQueue::needs_interrupt() {
@@ -270,8 +337,9 @@ std::expected<bool, QueueError> PackedQueue::enable_notifications() {
     if (broken_) return std::unexpected(QueueError::Broken);
     if (event_idx_) {
         // Kick me when you make the next descriptor I will look at available.
-        write_device_event(VRING_PACKED_EVENT_FLAG_DESC,
-                           static_cast<uint16_t>(next_avail_ | (avail_bits_ == kAvail ? kWrapBit : 0)));
+        write_device_event(
+            VRING_PACKED_EVENT_FLAG_DESC,
+            static_cast<uint16_t>(next_avail_ | (avail_bits_ == kAvail ? kWrapBit : 0)));
     } else {
         write_device_event(VRING_PACKED_EVENT_FLAG_ENABLE, 0);
     }

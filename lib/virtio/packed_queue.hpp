@@ -17,17 +17,20 @@ class [[gnu::visibility("hidden")]] PackedQueue final : public Queue {
 public:
     // Checks the packed layout rules (size <= 2^15, descriptor ring 16-aligned, event areas
     // 4-aligned, all backed by memory) and translates the three areas once.
-    static std::expected<std::unique_ptr<Queue>, QueueError> create(const QueueConfig& config,
-                                                                    const GuestMemory& memory,
-                                                                    uint64_t features);
+    static std::expected<std::unique_ptr<Queue>, QueueError> create(
+        const QueueConfig& config, const GuestMemory& memory, uint64_t features);
 
-    std::expected<bool, QueueError> pop(DescriptorChain& chain) override;
+    std::expected<bool, QueueError> pop(DescriptorChain & chain) override;
     std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) override;
     bool needs_interrupt() override;
     void disable_notifications() override;
     std::expected<bool, QueueError> enable_notifications() override;
-    uint16_t size() const override { return size_; }
-    bool broken() const override { return broken_; }
+    uint16_t size() const override {
+        return size_;
+    }
+    bool broken() const override {
+        return broken_;
+    }
 
     // An indirect table may hold at most this many descriptors (as vhost does): a packed indirect
     // table is not bounded by the queue size (Linux puts more segments than that in one).
@@ -38,11 +41,26 @@ private:
                 uint32_t* device_event, uint16_t size, uint64_t features);
 
     bool available_at(uint16_t slot) const;
+    // A descriptor list as read from the ring: the buffer id of its last descriptor, and the
+    // ring slots it takes.
+    struct List {
+        uint16_t id;
+        uint32_t slots;
+    };
+    // The common list, in registers: direct descriptors, at most fast_limit_ of them, every
+    // buffer in the cached region. false, with `chain` in no particular state, for anything
+    // else (including every malformed list): read_list() then decides. `flags` are those of the
+    // first descriptor, at `slot`. No queue state changes.
+    bool read_list_fast(uint32_t slot, uint16_t flags, DescriptorChain & chain, List & list);
+    // Reads any list into `chain`, or the guest's mistake; every list read_list_fast()
+    // declines, so out of pop()'s body. No queue state changes.
+    [[gnu::noinline]] std::expected<List, QueueError> read_list(uint32_t slot, uint16_t flags,
+                                                                DescriptorChain & chain);
     // The rare path stays out of pop(); the common one goes into it.
-    [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain& chain,
+    [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain & chain,
                                                                     uint64_t addr, uint32_t len);
     [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
-        DescriptorChain& chain, uint64_t addr, uint32_t len, bool writable);
+        DescriptorChain & chain, uint64_t addr, uint32_t len, bool writable);
     void write_device_event(uint16_t flags, uint16_t off_wrap);
     std::unexpected<QueueError> fail(QueueError error) {
         broken_ = true;
@@ -50,6 +68,8 @@ private:
     }
 
     const GuestMemory& memory_;
+    // Where the last buffer was: the next is almost always in the same (RAM) region.
+    GuestMemory::RegionCache region_cache_;
     vring_packed_desc* const ring_;  // size_ descriptors, host view
     // The two struct vring_packed_desc_event areas, each read or written as one little-endian
     // 32-bit word (off_wrap in the low half, flags in the high half).
@@ -68,6 +88,7 @@ private:
     // bits of a used element in this lap (both for wrap 1, neither for 0).
     uint16_t next_used_ = 0;
     uint16_t used_bits_;
+    const uint16_t fast_limit_;  // min(size, kInlineSegments): read_list_fast() declines longer
 
     // Ring slots each buffer id holds while in flight (0: not in flight), and their sum.
     std::vector<uint16_t> in_flight_;

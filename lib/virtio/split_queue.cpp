@@ -1,6 +1,7 @@
 // SplitQueue: avail ring in, used ring out, chains walked from guest memory read once.
 #include "virtio/split_queue.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -33,6 +34,10 @@ void store_release(T* p, T v) {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+// Success of push(): from a constant, the compiler loads the whole result in one instruction
+// instead of merging the flag into the unused error bytes.
+constexpr std::expected<void, QueueError> kOk;
+
 QueueError memory_error(MemoryError e) {
     return e == MemoryError::Overflow ? QueueError::LengthOverflow : QueueError::AddressOutOfRange;
 }
@@ -54,16 +59,21 @@ inline SplitQueue::Desc SplitQueue::read_desc(const std::byte* p) {
 SplitQueue::SplitQueue(const GuestMemory& memory, uint16_t size, Rings rings, uint64_t features)
     : memory_(memory),
       rings_(rings),
+      used_event_ptr_(avail_ring() + size),
+      avail_event_ptr_(reinterpret_cast<uint16_t*>(used_ring() + 2 * size)),
       size_(size),
       mask_(static_cast<uint16_t>(size - 1)),
+      fast_limit_(
+          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
       event_idx_((features & feature_bit(VIRTIO_RING_F_EVENT_IDX)) != 0),
       indirect_((features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)) != 0),
       follow_avail_event_(event_idx_),
       in_flight_(size, 0) {}
 
-std::expected<void, QueueError> SplitQueue::refresh_avail_idx() {
+[[gnu::always_inline]] inline std::expected<void, QueueError> SplitQueue::refresh_avail_idx() {
     // A broken queue keeps avail_idx_ == last_avail_idx_, so pop() always lands here first.
-    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
+    if (broken_) [[unlikely]]
+        return std::unexpected(QueueError::Broken);
     // Acquire: the ring entries and descriptors the driver wrote before publishing idx are
     // visible once we see idx.
     const uint16_t idx = load_acquire(avail_idx_ptr());
@@ -74,24 +84,69 @@ std::expected<void, QueueError> SplitQueue::refresh_avail_idx() {
     return {};
 }
 
-// Flatten: walk(), refresh_avail_idx(), GuestMemory::translate() and DescriptorChain::add()
-// all inline here (walk_indirect() is noinline and stays out).
-[[gnu::flatten]] std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
-    if (last_avail_idx_ == avail_idx_) {
-        if (auto r = refresh_avail_idx(); !r) [[unlikely]] return std::unexpected(r.error());
-        if (last_avail_idx_ == avail_idx_) return false;
+std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
+    // Ring fields are copied to locals: the atomic accesses to guest memory below would
+    // otherwise make the compiler reload every member after each of them.
+    uint16_t last = last_avail_idx_;
+    if (last == avail_idx_) {
+        if (auto r = refresh_avail_idx(); !r) [[unlikely]]
+            return std::unexpected(r.error());
+        if (last == avail_idx_) return false;
     }
-    const uint16_t head = load_relaxed(avail_ring() + (last_avail_idx_ & mask_));
-    if (head >= size_) [[unlikely]] return fail(QueueError::BadDescriptorIndex);
+    const uint16_t head = load_relaxed(avail_ring() + (last & mask_));
+    if (head >= size_) [[unlikely]]
+        return fail(QueueError::BadDescriptorIndex);
     // The driver owns no descriptor of a chain the device holds: a head handed out twice
     // would be pushed twice.
-    if (in_flight_[head]) [[unlikely]] return fail(QueueError::BadBufferId);
-    if (auto r = walk(head, chain); !r) [[unlikely]] return fail(r.error());
-    in_flight_[head] = 1;
-    ++last_avail_idx_;
+    uint8_t& in_flight = in_flight_[head];
+    if (in_flight) [[unlikely]]
+        return fail(QueueError::BadBufferId);
+    if (!walk_fast(head, chain)) [[unlikely]] {
+        if (auto r = walk(head, chain); !r) return fail(r.error());
+    }
+    in_flight = 1;
+    last_avail_idx_ = ++last;
     // Kick me when you add past what I have consumed (QEMU does the same on every pop), so a
     // device that never toggles notifications still gets kicks under EVENT_IDX.
-    if (follow_avail_event_) store_relaxed(avail_event_ptr(), last_avail_idx_);
+    if (follow_avail_event_) store_relaxed(avail_event_ptr_, last);
+    return true;
+}
+
+[[gnu::always_inline]] inline bool SplitQueue::walk_fast(uint16_t head, DescriptorChain& chain) {
+    // One generation check for the whole chain: the chain is translated as of one moment.
+    if (!memory_.is_current(region_cache_)) [[unlikely]]
+        return false;
+    const GuestMemory::RegionCache cache = region_cache_;
+    const std::byte* const table = rings_.desc;
+    Segment* const segments = chain.inline_segments();
+    const uint32_t size = size_;
+    const uint32_t limit = fast_limit_;
+    uint32_t idx = head;
+    uint32_t count = 0, readable = 0;
+    uint64_t readable_bytes = 0, writable_bytes = 0;
+    for (;;) {
+        const Desc d = read_desc(table + std::size_t{idx} * 16);
+        if (d.flags & VRING_DESC_F_INDIRECT) return false;
+        if (!cache.holds_nonempty(d.addr, d.len)) return false;
+        if (d.flags & VRING_DESC_F_WRITE) {
+            writable_bytes += d.len;
+        } else {
+            // Every length is non-zero: a writable one was seen iff writable_bytes != 0.
+            if (writable_bytes != 0) return false;
+            ++readable;
+            readable_bytes += d.len;
+        }
+        segments[count++] = Segment(cache.host + (d.addr - cache.base), d.len);
+        if (!(d.flags & VRING_DESC_F_NEXT)) break;
+        // Also the loop bound: limit <= size, so a chain that revisits a descriptor ends here.
+        if (count == limit) return false;
+        idx = d.next;
+        if (idx >= size) return false;
+    }
+    // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
+    if (readable_bytes + writable_bytes > UINT32_MAX) return false;
+    chain.assign_inline(count, readable, readable_bytes, writable_bytes,
+                        {head, static_cast<uint16_t>(count)});
     return true;
 }
 
@@ -100,7 +155,7 @@ std::expected<void, QueueError> SplitQueue::walk(uint16_t head, DescriptorChain&
     const uint32_t size = size_;
     uint32_t budget = size;  // table entries we may still read: bounds loops to the queue size
     uint32_t idx = head;
-    uint64_t total = 0;      // chain bytes; each length < 2^32, so no 64-bit overflow
+    uint64_t total = 0;  // chain bytes; each length < 2^32, so no 64-bit overflow
     for (;;) {
         const Desc d = read_desc(rings_.desc + std::size_t{idx} * 16);
         if (d.flags & VRING_DESC_F_INDIRECT) [[unlikely]] {
@@ -111,19 +166,24 @@ std::expected<void, QueueError> SplitQueue::walk(uint16_t head, DescriptorChain&
             total = chain.readable_bytes() + chain.writable_bytes();
             break;
         }
-        if (d.len == 0) [[unlikely]] return std::unexpected(QueueError::ZeroLength);
-        auto span = memory_.translate(GuestAddress(d.addr), d.len);
-        if (!span) [[unlikely]] return std::unexpected(memory_error(span.error()));
+        if (d.len == 0) [[unlikely]]
+            return std::unexpected(QueueError::ZeroLength);
+        auto span = memory_.translate(GuestAddress(d.addr), d.len, region_cache_);
+        if (!span) [[unlikely]]
+            return std::unexpected(memory_error(span.error()));
         if (auto r = chain.add(*span, (d.flags & VRING_DESC_F_WRITE) != 0); !r) [[unlikely]] {
             return r;
         }
         total += d.len;
         if (!(d.flags & VRING_DESC_F_NEXT)) break;
         idx = d.next;
-        if (idx >= size) [[unlikely]] return std::unexpected(QueueError::BadDescriptorIndex);
-        if (--budget == 0) [[unlikely]] return std::unexpected(QueueError::ChainTooLong);
+        if (idx >= size) [[unlikely]]
+            return std::unexpected(QueueError::BadDescriptorIndex);
+        if (--budget == 0) [[unlikely]]
+            return std::unexpected(QueueError::ChainTooLong);
     }
-    if (total > UINT32_MAX) [[unlikely]] return std::unexpected(QueueError::LengthOverflow);
+    if (total > UINT32_MAX) [[unlikely]]
+        return std::unexpected(QueueError::LengthOverflow);
     chain.set_token({head, static_cast<uint16_t>(size - budget + 1)});
     return {};
 }
@@ -137,7 +197,7 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
     // A chain, indirect entries included, holds at most queue-size buffers (2.7.5.3.1); the
     // main-table part is already in `chain`. Within the table, a chain longer than the table
     // is a loop.
-    const std::size_t so_far = chain.readable().size() + chain.writable().size();
+    const std::size_t so_far = chain.size();
     const uint32_t limit = std::min<uint32_t>(entries, static_cast<uint32_t>(size_ - so_far));
     const std::byte* base = table->data();
     uint32_t visited = 0;
@@ -148,7 +208,7 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
         const Desc e = read_desc(base + std::size_t{idx} * 16);
         if (e.flags & VRING_DESC_F_INDIRECT) return std::unexpected(QueueError::NestedIndirect);
         if (e.len == 0) return std::unexpected(QueueError::ZeroLength);
-        auto span = memory_.translate(GuestAddress(e.addr), e.len);
+        auto span = memory_.translate(GuestAddress(e.addr), e.len, region_cache_);
         if (!span) return std::unexpected(memory_error(span.error()));
         if (auto r = chain.add(*span, (e.flags & VRING_DESC_F_WRITE) != 0); !r) return r;
         if (!(e.flags & VRING_DESC_F_NEXT)) return {};
@@ -158,20 +218,23 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
 }
 
 std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, uint32_t written) {
-    if (broken_) [[unlikely]] return std::unexpected(QueueError::Broken);
+    if (broken_) [[unlikely]]
+        return std::unexpected(QueueError::Broken);
     const uint16_t id = chain.token().id;
-    if (id >= size_ || !in_flight_[id]) [[unlikely]] return fail(QueueError::BadBufferId);
+    if (id >= size_ || !in_flight_[id]) [[unlikely]]
+        return fail(QueueError::BadBufferId);
     in_flight_[id] = 0;
     // len may underestimate (2.7.8), never claim bytes beyond the writable buffers.
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
-    uint32_t* elem = used_ring() + 2 * (next_used_idx_ & mask_);
+    const uint16_t used = next_used_idx_;
+    uint32_t* elem = used_ring() + 2 * (used & mask_);
+    next_used_idx_ = static_cast<uint16_t>(used + 1);
+    ++unsignalled_;
     store_relaxed(elem, uint32_t{id});
     store_relaxed(elem + 1, written);
-    ++next_used_idx_;
     // Release: the element (and the data written into the buffers) before the index.
-    store_release(used_idx_ptr(), next_used_idx_);
-    ++unsignalled_;
-    return {};
+    store_release(used_idx_ptr(), static_cast<uint16_t>(used + 1));
+    return kOk;
 }
 
 bool SplitQueue::needs_interrupt() {
@@ -184,12 +247,14 @@ bool SplitQueue::needs_interrupt() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (event_idx_) {
         // More than 2^16 pushes since the last decision: the 16-bit window is lost, signal.
-        if (pushed > 0xffff) [[unlikely]] return true;
-        const uint16_t event = load_relaxed(used_event_ptr());
+        if (pushed > 0xffff) [[unlikely]]
+            return true;
+        const uint16_t event = load_relaxed(used_event_ptr_);
         const uint16_t new_idx = next_used_idx_;
         const uint16_t old_idx = static_cast<uint16_t>(new_idx - pushed);
         // vring_need_event(): did used->idx pass used_event + 1 in (old, new]?
-        return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old_idx);
+        return static_cast<uint16_t>(new_idx - event - 1) <
+               static_cast<uint16_t>(new_idx - old_idx);
     }
     const uint16_t flags = load_relaxed(reinterpret_cast<const uint16_t*>(rings_.avail));
     return (flags & VRING_AVAIL_F_NO_INTERRUPT) == 0;
@@ -208,7 +273,7 @@ std::expected<bool, QueueError> SplitQueue::enable_notifications() {
     notifications_enabled_ = true;
     follow_avail_event_ = event_idx_;
     if (event_idx_) {
-        store_relaxed(avail_event_ptr(), last_avail_idx_);
+        store_relaxed(avail_event_ptr_, last_avail_idx_);
     } else {
         store_relaxed(used_flags_ptr(), uint16_t{0});
     }
@@ -227,7 +292,8 @@ std::expected<std::unique_ptr<Queue>, QueueError> make_split_queue(const QueueCo
         return std::unexpected(QueueError::BadConfig);
     }
     // Virtio 1.2, 2.7 table: alignment and size of each part.
-    if (!config.desc.is_aligned(16) || !config.driver.is_aligned(2) || !config.device.is_aligned(4)) {
+    if (!config.desc.is_aligned(16) || !config.driver.is_aligned(2) ||
+        !config.device.is_aligned(4)) {
         return std::unexpected(QueueError::BadConfig);
     }
     auto desc = memory.translate(config.desc, uint64_t{16} * size);

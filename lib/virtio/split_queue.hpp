@@ -52,8 +52,13 @@ private:
     }
     // Reads avail->idx (acquire) and checks it against last_avail_idx_.
     std::expected<void, QueueError> refresh_avail_idx();
-    // Walks the chain starting at `head` into `chain`; no queue state changes.
-    std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
+    // The common chain, in registers: direct descriptors, at most fast_limit_ of them, every
+    // buffer in the cached region. false, with `chain` in no particular state, for anything
+    // else (including every malformed chain): walk() then decides. No queue state changes.
+    bool walk_fast(uint16_t head, DescriptorChain& chain);
+    // Walks the chain starting at `head` into `chain`; no queue state changes. Every chain
+    // walk_fast() declines, so out of pop()'s body.
+    [[gnu::noinline]] std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
     // Cold: most chains are direct; kept out of pop()'s inlined body.
     [[gnu::noinline, gnu::cold]] std::expected<void, QueueError> walk_indirect(
         uint64_t addr, uint32_t len, DescriptorChain& chain);
@@ -62,16 +67,20 @@ private:
 
     uint16_t* avail_idx_ptr() const { return reinterpret_cast<uint16_t*>(rings_.avail + 2); }
     uint16_t* avail_ring() const { return reinterpret_cast<uint16_t*>(rings_.avail + 4); }
-    uint16_t* used_event_ptr() const { return avail_ring() + size_; }
     uint16_t* used_flags_ptr() const { return reinterpret_cast<uint16_t*>(rings_.used); }
     uint16_t* used_idx_ptr() const { return reinterpret_cast<uint16_t*>(rings_.used + 2); }
     uint32_t* used_ring() const { return reinterpret_cast<uint32_t*>(rings_.used + 4); }
-    uint16_t* avail_event_ptr() const { return reinterpret_cast<uint16_t*>(used_ring() + 2 * size_); }
 
     const GuestMemory& memory_;
+    // Where the last buffer was: the next is almost always in the same (RAM) region.
+    GuestMemory::RegionCache region_cache_;
     Rings rings_;
+    // After the rings, so they depend on size: precomputed, as the hot path uses them.
+    uint16_t* const used_event_ptr_;
+    uint16_t* const avail_event_ptr_;
     uint16_t size_;
     uint16_t mask_;
+    uint16_t fast_limit_;  // min(size, kInlineSegments): walk_fast() declines longer chains
     bool event_idx_;
     bool indirect_;
     bool broken_ = false;

@@ -1,9 +1,8 @@
 // GuestMemory: translation bounds, overflow, crossing, placement and alignment.
-#include <catch2/catch.hpp>
-
-#include <vector>
-
 #include "vfsdax/memory/guest_memory.hpp"
+
+#include <catch2/catch.hpp>
+#include <vector>
 
 using vfsdax::GuestAddress;
 using vfsdax::GuestMemory;
@@ -73,6 +72,31 @@ TEST_CASE("an unplaced region is invisible until placed, and moves") {
     REQUIRE(mem.unplace_region(*id));
     CHECK_FALSE(mem.translate(GuestAddress(0x200000), 1).has_value());
     CHECK(mem.place_region(*id + 1, GuestAddress(0)).error() == MemoryError::BadRegion);
+}
+
+TEST_CASE("a region cache gives translate()'s answers and forgets a moved region") {
+    std::vector<std::byte> bar(8192);
+    GuestMemory mem;
+    auto id = mem.add_unplaced_region(bar.size(), bar.data());
+    REQUIRE(id);
+    REQUIRE(mem.place_region(*id, GuestAddress(0x100000)));
+    GuestMemory::RegionCache cache;
+    CHECK_FALSE(cache.holds_nonempty(0x100000, 1));  // empty until a hit fills it
+    CHECK(mem.translate(GuestAddress(0x100010), 16, cache)->data() == bar.data() + 0x10);
+    CHECK(mem.is_current(cache));
+    CHECK(cache.holds_nonempty(0x101ff0, 16));
+    CHECK_FALSE(cache.holds_nonempty(0x101ff0, 17));
+    CHECK_FALSE(cache.holds_nonempty(0x100010, 0));  // zero length folds into the compare
+    CHECK_FALSE(cache.holds_nonempty(0xffff0, 16));
+    CHECK(mem.translate(GuestAddress(0x102000), 0, cache).error() == MemoryError::OutOfRange);
+    CHECK(mem.translate(GuestAddress(0x100000), ~uint64_t{0}, cache).error() ==
+          MemoryError::Overflow);
+    REQUIRE(mem.place_region(*id, GuestAddress(0x200000)));
+    CHECK_FALSE(mem.is_current(cache));
+    CHECK_FALSE(mem.translate(GuestAddress(0x100010), 16, cache).has_value());
+    CHECK(mem.translate(GuestAddress(0x200010), 16, cache)->data() == bar.data() + 0x10);
+    REQUIRE(mem.unplace_region(*id));
+    CHECK(mem.translate(GuestAddress(0x200010), 16, cache).error() == MemoryError::OutOfRange);
 }
 
 TEST_CASE("object access checks alignment; read and write copy") {

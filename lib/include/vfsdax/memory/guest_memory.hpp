@@ -15,11 +15,11 @@
 namespace vfsdax {
 
 enum class MemoryError {
-    OutOfRange,      // no region holds the start of the range, or the range runs past its region
-    Overflow,        // address + length wraps the 64-bit space
-    Misaligned,      // an object access at an address not aligned for its type
-    Overlap,         // a new or moved region would overlap an existing one
-    BadRegion,       // unknown region id, zero size, null host pointer, or table full
+    OutOfRange,  // no region holds the start of the range, or the range runs past its region
+    Overflow,    // address + length wraps the 64-bit space
+    Misaligned,  // an object access at an address not aligned for its type
+    Overlap,     // a new or moved region would overlap an existing one
+    BadRegion,   // unknown region id, zero size, null host pointer, or table full
 };
 
 const char* to_string(MemoryError error);
@@ -56,18 +56,55 @@ public:
     std::expected<std::span<std::byte>, MemoryError> translate(GuestAddress addr,
                                                                uint64_t len) const {
         uint64_t last;
-        if (__builtin_add_overflow(addr.raw(), len, &last)) return std::unexpected(MemoryError::Overflow);
-        const uint64_t a = addr.raw();
-        for (std::size_t i = 0; i < count_; ++i) {
-            const Region& r = regions_[i];
-            const uint64_t base = r.base.load(std::memory_order_acquire);
-            // (a - base) underflows to a huge value when a < base, so one compare covers both.
+        if (__builtin_add_overflow(addr.raw(), len, &last))
+            return std::unexpected(MemoryError::Overflow);
+        const Found f = find(addr.raw(), len);
+        if (!f.region) return std::unexpected(MemoryError::OutOfRange);
+        return std::span<std::byte>(f.region->host + (addr.raw() - f.base), len);
+    }
+
+    // The region a hot path last translated into, for translate(addr, len, cache). Owned by one
+    // thread (a queue); starts empty.
+    struct RegionCache {
+        uint64_t base = 0;
+        uint64_t size = 0;  // 0: empty, matches nothing
+        std::byte* host = nullptr;
+        uint64_t generation = 0;
+
+        // Whether the non-empty range [a, a + len) lies in this region (its host memory is then
+        // host + (a - base)); meaningful only while is_current(). len == 0 is refused too (len -
+        // 1 wraps), so a queue's "zero-length buffer" check folds into the bounds compare.
+        bool holds_nonempty(uint64_t a, uint64_t len) const {
+            // (a - base) underflows when a < base, so one compare covers both ends; the range
+            // then ends inside the region, which does not wrap.
             const uint64_t offset = a - base;
-            if (offset < r.size && len <= r.size - offset && base != kUnplaced) {
-                return std::span<std::byte>(r.host + offset, len);
-            }
+            return offset < size && len - 1 < size - offset;
         }
-        return std::unexpected(MemoryError::OutOfRange);
+    };
+
+    // Whether `cache` still describes its region's placement.
+    //
+    // Why a cached placement is safe to use: a region's size and host memory never change once
+    // added, and every place/unplace bumps generation_ after storing the new base. A cache is
+    // tagged with the generation loaded (acquire) before the table lookup that filled it, so its
+    // base is at least as new as its tag. A current cache means no region has moved since, or
+    // the move has not reached this thread yet: a translation racing the move, which may return
+    // the old placement, as translate() may. A move that happens-before the check (the VMM moves
+    // a BAR, then wakes the device thread) changes the generation, and the table decides.
+    // Adding a region moves nothing, and only hits are cached, so add_region() need not bump.
+    bool is_current(const RegionCache& cache) const {
+        return generation_.load(std::memory_order_acquire) == cache.generation;
+    }
+
+    // translate(), checking the cached region before the table (and refilling the cache from
+    // it); same results, same errors.
+    std::expected<std::span<std::byte>, MemoryError> translate(GuestAddress addr, uint64_t len,
+                                                               RegionCache& cache) const {
+        const uint64_t offset = addr.raw() - cache.base;
+        if (offset < cache.size && len <= cache.size - offset && is_current(cache)) [[likely]] {
+            return std::span<std::byte>(cache.host + offset, len);
+        }
+        return translate_and_cache(addr, len, cache);
     }
 
     // A typed pointer to a naturally aligned object in guest memory.
@@ -105,22 +142,43 @@ private:
     // No placed region can start here: placement rejects ranges that wrap the address space.
     static constexpr uint64_t kUnplaced = ~uint64_t{0};
 
-  public:
+public:
     // RAM, a few BARs' windows: a fixed table keeps translate() free of locks and indirection.
     static constexpr std::size_t kMaxRegions = 32;
 
-  private:
+private:
     struct Region {
         std::atomic<uint64_t> base{kUnplaced};
         uint64_t size = 0;
         std::byte* host = nullptr;
     };
 
+    // The placed region holding all of [a, a + len), which must not wrap (region nullptr if
+    // none), and its base as loaded once: a concurrent move must not mix two placements.
+    struct Found {
+        const Region* region;
+        uint64_t base;
+    };
+    Found find(uint64_t a, uint64_t len) const {
+        for (std::size_t i = 0; i < count_; ++i) {
+            const Region& r = regions_[i];
+            const uint64_t base = r.base.load(std::memory_order_acquire);
+            // (a - base) underflows to a huge value when a < base, so one compare covers both.
+            const uint64_t offset = a - base;
+            if (offset < r.size && len <= r.size - offset && base != kUnplaced) return {&r, base};
+        }
+        return {nullptr, 0};
+    }
+    std::expected<std::span<std::byte>, MemoryError> translate_and_cache(GuestAddress addr,
+                                                                         uint64_t len,
+                                                                         RegionCache& cache) const;
     std::expected<RegionId, MemoryError> insert(uint64_t base, uint64_t size, void* host);
     bool overlaps_placed(RegionId except, uint64_t base, uint64_t size) const;
 
     Region regions_[kMaxRegions];
     std::size_t count_ = 0;  // written only during setup, before translate() runs elsewhere
+    // Bumped by every placement change, after the new base is stored: invalidates RegionCaches.
+    std::atomic<uint64_t> generation_{0};
     std::mutex placement_mutex_;
 };
 

@@ -20,17 +20,23 @@ using Segment = std::span<std::byte>;
 // The host view of one driver buffer: device-readable segments, then device-writable ones.
 // Both layouts produce this; the queue that popped it records in `token` how to return it.
 // Reusable: pop() clears it, keeping the segment storage, so steady state allocates nothing.
+//
+// The first kInlineSegments segments live in the object itself: most requests have a few
+// descriptors, and add() then is a store and an increment (no vector growth check, no heap).
+// A longer chain moves its segments to `overflow_` once and stays there until clear().
 class DescriptorChain {
 public:
+    static constexpr std::size_t kInlineSegments = 8;
+
     // Queue-private: split head index or packed buffer id, and ring slots the chain used.
     struct Token {
         uint16_t id = 0;
         uint16_t ring_slots = 0;
     };
 
-    std::span<const Segment> readable() const { return {segments_.data(), readable_count_}; }
+    std::span<const Segment> readable() const { return {data(), readable_count_}; }
     std::span<const Segment> writable() const {
-        return std::span<const Segment>(segments_).subspan(readable_count_);
+        return {data() + readable_count_, count_ - readable_count_};
     }
     // Sums of 32-bit lengths over at most 2^16 descriptors: exact in 64 bits.
     uint64_t readable_bytes() const { return readable_bytes_; }
@@ -40,28 +46,54 @@ public:
 
     // For queue engines.
     void clear(Token token) {
-        segments_.clear();
+        count_ = 0;
         readable_count_ = 0;
         readable_bytes_ = writable_bytes_ = 0;
         token_ = token;
     }
     void set_token(Token token) { token_ = token; }
+    // Segments added since clear().
+    std::size_t size() const { return count_; }
+    // A queue's fast path builds a short chain in registers: it stores segments 0..count-1 in
+    // inline_segments(), then sets the rest at once with assign_inline() (count must not
+    // exceed kInlineSegments; readable ones first, as add() enforces).
+    Segment* inline_segments() { return inline_; }
+    void assign_inline(std::size_t count, std::size_t readable_count, uint64_t readable_bytes,
+                       uint64_t writable_bytes, Token token) {
+        count_ = count;
+        readable_count_ = readable_count;
+        readable_bytes_ = readable_bytes;
+        writable_bytes_ = writable_bytes;
+        token_ = token;
+    }
     std::expected<void, QueueError> add(Segment segment, bool device_writable) {
         if (device_writable) {
             writable_bytes_ += segment.size();
         } else {
-            if (segments_.size() != readable_count_) {
+            if (count_ != readable_count_) [[unlikely]] {
                 return std::unexpected(QueueError::ReadableAfterWritable);
             }
             ++readable_count_;
             readable_bytes_ += segment.size();
         }
-        segments_.push_back(segment);
+        if (count_ < kInlineSegments) [[likely]] {
+            inline_[count_] = segment;
+        } else {
+            add_overflow(segment);
+        }
+        ++count_;
         return {};
     }
 
 private:
-    std::vector<Segment> segments_;
+    const Segment* data() const { return count_ <= kInlineSegments ? inline_ : overflow_.data(); }
+    // Appends segment number count_ (>= kInlineSegments) to overflow_, first moving the inline
+    // ones there when this is the first beyond them.
+    [[gnu::noinline]] void add_overflow(Segment segment);
+
+    Segment inline_[kInlineSegments];
+    std::vector<Segment> overflow_;  // segments 0..count_ when count_ > kInlineSegments
+    std::size_t count_ = 0;
     std::size_t readable_count_ = 0;
     uint64_t readable_bytes_ = 0;
     uint64_t writable_bytes_ = 0;
