@@ -24,12 +24,15 @@ namespace {
 class NullMapper final : public fs::Mapper {
 public:
     uint64_t window_size() const override { return 64 << 20; }
+    uint32_t map_alignment() const override { return 12; }
     std::expected<void, int> map(uint64_t, std::span<const fs::FileExtent>, bool,
                                  uint64_t) override {
         return {};
     }
     std::expected<void, int> unmap(uint64_t, uint64_t) override { return {}; }
     std::expected<void, int> sync(uint64_t) override { return {}; }
+    std::expected<void, int> sync_all() override { return {}; }
+    std::expected<void, int> reset() override { return {}; }
 };
 
 // Owns its buffers: a parked SETLKW completes after the input is gone.

@@ -71,7 +71,7 @@ std::expected<std::unique_ptr<FsDevice>, std::string> FsDevice::create(
 }
 
 FsDevice::FsDevice(const FsDeviceOptions& options, FileSystem& fs, Mapper* mapper)
-    : options_(options), server_(fs, bounded_fuse_options(options), mapper) {
+    : options_(options), mapper_(mapper), server_(fs, bounded_fuse_options(options), mapper) {
     std::memcpy(config_.base.tag, options.tag.data(), options.tag.size());
     config_.base.num_request_queues = htole32(options.num_request_queues);
     config_.notify_buf_size = htole32(options.notify_buf_size);
@@ -88,6 +88,7 @@ uint32_t FsDevice::device_type() const {
 uint64_t FsDevice::device_features() const {
     uint64_t features = virtio::feature_bit(VIRTIO_F_VERSION_1) | virtio::kRingFeatures;
     if (options_.notification) features |= virtio::feature_bit(virtio::kFsFeatureNotification);
+    if (!options_.packed_ring) features &= ~virtio::feature_bit(VIRTIO_F_RING_PACKED);
     return features;
 }
 
@@ -99,6 +100,11 @@ std::vector<uint16_t> FsDevice::queue_max_sizes() const {
 
 uint32_t FsDevice::config_size() const {
     return options_.notification ? sizeof(FsConfig) : sizeof(virtio_fs_config);
+}
+
+std::vector<virtio::SharedMemoryRegionInfo> FsDevice::shared_memory_regions() const {
+    if (!mapper_) return {};
+    return {{VIRTIO_FS_SHMCAP_ID_CACHE, mapper_->window_size()}};
 }
 
 void FsDevice::read_config(uint32_t offset, std::span<std::byte> data) const {

@@ -221,37 +221,73 @@ Outcome FuseServer::Impl::init(Call& c) {
                        FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_HANDLE_KILLPRIV_V2 |
                        FUSE_SUBMOUNTS | FUSE_MAX_PAGES;
     if (options_.writeback) offered |= FUSE_WRITEBACK_CACHE;
+    // flags2 carries bits 32..63 both ways, read only when the other side set FUSE_INIT_EXT
+    // (7.36); short INITs leave in.flags2 zero.
+    offered |= FUSE_INIT_EXT;
+    uint64_t offered2 = 0;
+    if (mapper_) {
+        offered |= FUSE_MAP_ALIGNMENT;
+        if (options_.inode_dax != InodeDax::None) offered2 |= FUSE_HAS_INODE_DAX;
+    }
     out.minor = std::min<uint32_t>(in.minor, FUSE_KERNEL_MINOR_VERSION);
     out.max_readahead = in.max_readahead;
     out.flags = in.flags & offered;
+    if (out.flags & FUSE_INIT_EXT) out.flags2 = in.flags2 & static_cast<uint32_t>(offered2 >> 32);
     out.max_write = max_write_;
     out.max_pages = static_cast<uint16_t>(max_write_ / kPageSize);
     out.time_gran = 1;
+    if (out.flags & FUSE_MAP_ALIGNMENT) {
+        out.map_alignment = static_cast<uint16_t>(mapper_->map_alignment());
+    }
+    const uint64_t flags2 = uint64_t{out.flags2} << 32;
 
     const SessionInfo session{(out.flags & FUSE_WRITEBACK_CACHE) != 0,
                               (out.flags & FUSE_HANDLE_KILLPRIV_V2) != 0};
     if (auto r = fs_.init(session); !r) return c.reply.error(r.error());
+    inode_dax_.store((flags2 & FUSE_HAS_INODE_DAX) != 0, std::memory_order_relaxed);
     initialized_.store(true, std::memory_order_release);
     return c.reply.reply(out);
 }
 
 Outcome FuseServer::Impl::destroy(Call& c) {
-    initialized_.store(false, std::memory_order_release);
-    lock_waiter_.stop();
-    fs_.destroy();
+    reset();
     return c.reply.finish(0);
 }
 
 void FuseServer::Impl::reset() {
     initialized_.store(false, std::memory_order_release);
+    inode_dax_.store(false, std::memory_order_relaxed);
     lock_waiter_.stop();
+    // A failure leaves parts of the window as they were; the next session's SETUPMAPPINGs
+    // replace whatever they land on, and nothing else could be done about it here.
+    if (mapper_) (void)mapper_->reset();
     fs_.destroy();
+}
+
+fuse_attr FuseServer::Impl::wire_attr(const Attr& attr) const {
+    fuse_attr out = fuse::to_fuse_attr(attr);
+    out.flags &= ~uint32_t{FUSE_ATTR_DAX};
+    if (!inode_dax_.load(std::memory_order_relaxed) || !S_ISREG(attr.st.st_mode)) return out;
+    bool dax = false;
+    switch (options_.inode_dax) {
+        case InodeDax::None:
+            break;
+        case InodeDax::All:
+            dax = true;
+            break;
+        case InodeDax::MinSize:
+            dax = attr.st.st_size >= 0 &&
+                  static_cast<uint64_t>(attr.st.st_size) >= options_.inode_dax_min_size;
+            break;
+    }
+    if (dax) out.flags |= FUSE_ATTR_DAX;
+    return out;
 }
 
 fuse_attr_out FuseServer::Impl::attr_out(const Attr& attr) const {
     fuse_attr_out out{};
     out.attr_valid = timeout_;
-    out.attr = fuse::to_fuse_attr(attr);
+    out.attr = wire_attr(attr);
     return out;
 }
 
@@ -261,7 +297,7 @@ fuse_entry_out FuseServer::Impl::entry_out(const Entry& entry) const {
     out.generation = entry.generation;
     out.entry_valid = timeout_;
     out.attr_valid = timeout_;
-    out.attr = fuse::to_fuse_attr(entry.attr);
+    out.attr = wire_attr(entry.attr);
     return out;
 }
 

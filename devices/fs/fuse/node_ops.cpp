@@ -209,7 +209,12 @@ Outcome FuseServer::Impl::access(Call& c) {
 Outcome FuseServer::Impl::syncfs(Call& c) {
     auto in = c.body.take<fuse_syncfs_in>();
     if (!in) return c.reply.error(in.error());
+    // The window first (what the guest dirtied through DAX reaches the files), then the host
+    // file system; both run even if the first fails, and the first error is the reply.
+    std::expected<void, int> window;
+    if (mapper_) window = mapper_->sync_all();
     auto r = fs_.syncfs(c.ctx);
+    if (!window) return c.reply.error(window.error());
     return c.reply.finish(r ? 0 : r.error());
 }
 

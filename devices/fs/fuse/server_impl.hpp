@@ -88,6 +88,8 @@ private:
     uint32_t reply_create(Call& call, const CreateResult& created);
     fuse_entry_out entry_out(const Entry& entry) const;
     fuse_attr_out attr_out(const Attr& attr) const;
+    // The wire attributes, FUSE_ATTR_DAX set by the per-inode DAX policy of this session.
+    fuse_attr wire_attr(const Attr& attr) const;
     uint32_t open_flags(uint32_t backend_flags) const;
 
     FileSystem& fs_;
@@ -97,6 +99,8 @@ private:
     const uint64_t max_request_;
     const uint64_t timeout_;  // seconds, entries and attributes alike
     std::atomic<bool> initialized_{false};
+    // FUSE_HAS_INODE_DAX negotiated in this session's INIT.
+    std::atomic<bool> inode_dax_{false};
     fuse::LockWaiter lock_waiter_;
 };
 

@@ -246,6 +246,23 @@ TEST_CASE("config space, features and queue layout follow the notification featu
     CHECK(le32toh(size) == 3);
 }
 
+TEST_CASE("packed rings are offered unless switched off; no window, no shared memory",
+          "[fs_device]") {
+    TempDir dir;
+    auto backend = fs::make_passthrough({.root = dir.path().string()}).value();
+    FsDeviceOptions o;
+    o.tag = "rings";
+    const uint64_t packed = virtio::feature_bit(VIRTIO_F_RING_PACKED);
+    auto with = FsDevice::create(o, *backend).value();
+    CHECK((with->device_features() & packed) != 0);
+    o.packed_ring = false;
+    auto without = FsDevice::create(o, *backend).value();
+    CHECK((without->device_features() & packed) == 0);
+    // Everything else stays offered.
+    CHECK(without->device_features() == (with->device_features() & ~packed));
+    CHECK(without->shared_memory_regions().empty());
+}
+
 TEST_CASE("every opcode through the device, checked on the host", "[fs_device]") {
     Guest g;
     const fuse_init_out init = g.init();

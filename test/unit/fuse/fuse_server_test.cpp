@@ -134,8 +134,10 @@ TEST_CASE("INIT offers writeback only when enabled, and never more than offered"
     const uint32_t honoured = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_BIG_WRITES |
                               FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                               FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_WRITEBACK_CACHE |
-                              FUSE_HANDLE_KILLPRIV_V2 | FUSE_SUBMOUNTS | FUSE_MAX_PAGES;
+                              FUSE_HANDLE_KILLPRIV_V2 | FUSE_SUBMOUNTS | FUSE_MAX_PAGES |
+                              FUSE_INIT_EXT;  // flags2 is read; nothing in it without a window
     CHECK((out.flags & ~honoured) == 0);
+    CHECK(out.flags2 == 0);
     CHECK(out.minor == FUSE_KERNEL_MINOR_VERSION);
 }
 
@@ -324,6 +326,7 @@ namespace {
 class RecordingMapper final : public fs::Mapper {
 public:
     uint64_t window_size() const override { return 8 << 20; }
+    uint32_t map_alignment() const override { return 16; }
     std::expected<void, int> map(uint64_t window_offset, std::span<const fs::FileExtent> extents,
                                  bool writable, uint64_t owner) override {
         maps.push_back({window_offset, extents.empty() ? 0 : extents[0].length, writable, owner});
@@ -337,6 +340,14 @@ public:
         ++syncs;
         return {};
     }
+    std::expected<void, int> sync_all() override {
+        ++syncs_all;
+        return sync_all_result;
+    }
+    std::expected<void, int> reset() override {
+        ++resets;
+        return {};
+    }
     struct Map {
         uint64_t offset, length;
         bool writable;
@@ -345,6 +356,9 @@ public:
     std::vector<Map> maps;
     std::vector<std::pair<uint64_t, uint64_t>> unmaps;
     int syncs = 0;
+    int syncs_all = 0;
+    int resets = 0;
+    std::expected<void, int> sync_all_result;
 };
 
 }  // namespace
@@ -388,6 +402,58 @@ TEST_CASE("SETUPMAPPING and REMOVEMAPPING reach the mapper, bounds checked", "[f
     fuse_fsync_in fsync{fh, 0, 0};
     CHECK(h.call(FUSE_FSYNC, entry.nodeid, {bytes_of(fsync)}).error() == 0);
     CHECK(mapper.syncs == 1);
+}
+
+TEST_CASE(
+    "with a mapper: INIT takes map_alignment from it, SYNCFS syncs the window, DESTROY "
+    "empties it",
+    "[fuse]") {
+    RecordingMapper mapper;
+    Harness h(FuseOptions{.inode_dax = fs::InodeDax::All}, &mapper);
+    fuse_init_in in{};
+    in.major = 7;
+    in.minor = 38;
+    in.flags = FUSE_MAP_ALIGNMENT | FUSE_INIT_EXT | FUSE_ASYNC_READ;
+    in.flags2 = static_cast<uint32_t>((FUSE_HAS_INODE_DAX | FUSE_SECURITY_CTX) >> 32);
+    auto reply = h.call(FUSE_INIT, 0, {bytes_of(in)});
+    REQUIRE(reply.error() == 0);
+    const auto out = reply.as<fuse_init_out>();
+    CHECK(out.flags == (FUSE_MAP_ALIGNMENT | FUSE_INIT_EXT | FUSE_ASYNC_READ));
+    CHECK(out.map_alignment == 16);
+    // Per-inode DAX yes; a security context (not implemented) no.
+    CHECK(out.flags2 == static_cast<uint32_t>(FUSE_HAS_INODE_DAX >> 32));
+
+    fuse_syncfs_in syncfs{};
+    CHECK(h.call(FUSE_SYNCFS, FUSE_ROOT_ID, {bytes_of(syncfs)}).error() == 0);
+    CHECK(mapper.syncs_all == 1);
+    CHECK(mapper.syncs == 0);
+    // A window that fails to write back fails SYNCFS with its errno.
+    mapper.sync_all_result = std::unexpected(EIO);
+    CHECK(h.call(FUSE_SYNCFS, FUSE_ROOT_ID, {bytes_of(syncfs)}).error() == EIO);
+    CHECK(mapper.syncs_all == 2);
+
+    CHECK(mapper.resets == 0);
+    CHECK(h.call(FUSE_DESTROY, FUSE_ROOT_ID, {}).error() == 0);
+    CHECK(mapper.resets == 1);
+    // A new session may start; server reset() (the device's) empties the window again.
+    h.init();
+    h.server.reset();
+    CHECK(mapper.resets == 2);
+}
+
+TEST_CASE("without a mapper SYNCFS is the backend's alone and INIT offers no DAX", "[fuse]") {
+    Harness h;
+    fuse_init_in in{};
+    in.major = 7;
+    in.minor = 38;
+    in.flags = FUSE_MAP_ALIGNMENT | FUSE_INIT_EXT;
+    in.flags2 = static_cast<uint32_t>(FUSE_HAS_INODE_DAX >> 32);
+    auto out = h.call(FUSE_INIT, 0, {bytes_of(in)}).as<fuse_init_out>();
+    CHECK(out.flags == FUSE_INIT_EXT);
+    CHECK(out.flags2 == 0);
+    CHECK(out.map_alignment == 0);
+    fuse_syncfs_in syncfs{};
+    CHECK(h.call(FUSE_SYNCFS, FUSE_ROOT_ID, {bytes_of(syncfs)}).error() == 0);
 }
 
 TEST_CASE("SETXATTR value length must match; BATCH_FORGET stops at the body's end", "[fuse]") {

@@ -51,7 +51,7 @@ public:
     std::byte* window() const { return region_.host(); }
     uint64_t window_size() const override { return region_.size(); }
     // log2 of the mapping granularity (the host page), for FUSE_INIT's map_alignment.
-    uint32_t map_alignment() const;
+    uint32_t map_alignment() const override;
 
     // FUSE_SETUPMAPPING. Each fd must be open for reading, and for writing too if `writable`
     // (EACCES otherwise, EBADF for a bad or O_PATH fd). Over existing mappings this is checked
@@ -64,7 +64,7 @@ public:
     // msync of the owner's writable mappings; the caller fsyncs the file afterwards.
     std::expected<void, int> sync(uint64_t owner) override;
     // msync of every writable mapping, for FUSE_SYNCFS.
-    std::expected<void, int> sync_all();
+    std::expected<void, int> sync_all() override;
 
     // For the VMM when KVM_RUN reports a fault at `window_offset` (the host shrank a mapped
     // file, so the pages past its new end cannot be provided; or the guest wrote to a read-only
@@ -76,7 +76,7 @@ public:
     std::expected<void, int> repair(uint64_t window_offset);
 
     // Device reset: every mapping goes, the whole window reads as zeros again.
-    std::expected<void, int> reset();
+    std::expected<void, int> reset() override;
 
     DaxStats stats() const;
 

@@ -56,7 +56,8 @@ struct RequestContext {
     std::span<const uint32_t> groups;
 };
 
-// Attributes as the host reports them. `flags` takes FUSE_ATTR_* bits (SUBMOUNT, DAX).
+// Attributes as the host reports them. `flags` takes FUSE_ATTR_* bits (SUBMOUNT); the server
+// owns FUSE_ATTR_DAX and sets it by its per-inode DAX policy (FuseOptions::inode_dax).
 struct Attr {
     struct stat st {};
     uint32_t flags = 0;

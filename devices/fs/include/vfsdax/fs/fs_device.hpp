@@ -35,13 +35,18 @@ struct FsDeviceOptions {
     bool notification = false;
     uint32_t notify_buf_size = 0;  // reported in config space when `notification` is on
     uint16_t queue_size = 1024;    // largest size offered for every queue
-    unsigned threads = 4;          // worker pool size, >= 1
+    // Offer VIRTIO_F_RING_PACKED. Linux takes a packed ring whenever it is offered; off, every
+    // queue is split.
+    bool packed_ring = true;
+    unsigned threads = 4;  // worker pool size, >= 1
     FuseOptions fuse;
 };
 
 class FsDevice final : public virtio::Device {
 public:
-    // Checks the options; `fs` and `mapper` must outlive the device.
+    // Checks the options; `fs` and `mapper` must outlive the device. With a mapper the device
+    // declares its window as shared memory region 0 (VIRTIO_FS_SHMCAP_ID_CACHE); the caller
+    // backs that region with the mapper's host window when attaching a transport.
     static std::expected<std::unique_ptr<FsDevice>, std::string> create(
         const FsDeviceOptions& options, FileSystem& fs, Mapper* mapper = nullptr);
     ~FsDevice() override;
@@ -50,11 +55,14 @@ public:
     uint64_t device_features() const override;
     std::vector<uint16_t> queue_max_sizes() const override;
     uint32_t config_size() const override;
+    std::vector<virtio::SharedMemoryRegionInfo> shared_memory_regions() const override;
     void read_config(uint32_t offset, std::span<std::byte> data) const override;
     void write_config(uint32_t offset, std::span<const std::byte> data) override;
     std::expected<void, std::string> activate(
         const GuestMemory& memory, virtio::Interrupt& interrupt, uint64_t features,
         std::vector<std::unique_ptr<virtio::Queue>> queues) override;
+    // Stops the workers, ends the FUSE session and empties the DAX window (every mapping goes),
+    // so a driver that initialises the device again starts clean.
     void reset() override;
     void queue_notified(uint16_t index, uint32_t data) override;
 
@@ -73,6 +81,7 @@ private:
 
     const FsDeviceOptions options_;
     FsConfig config_{};
+    Mapper* const mapper_;
     FuseServer server_;
 
     struct Pool;

@@ -17,6 +17,15 @@ enum class CachePolicy {
     Always,  // long timeouts, FOPEN_KEEP_CACHE on every open
 };
 
+// Which files get FUSE_ATTR_DAX, telling a guest that mounted in per-inode mode (Linux:
+// dax=inode, and its default when no dax= option is given) to reach them through the DAX
+// window. Guests mounted with dax=always use the window for every file whatever this says.
+enum class InodeDax {
+    None,     // no file: per-inode DAX (FUSE_HAS_INODE_DAX) is not offered at all
+    All,      // every regular file
+    MinSize,  // regular files of at least FuseOptions::inode_dax_min_size bytes
+};
+
 struct FuseOptions {
     CachePolicy cache = CachePolicy::Auto;
     bool writeback = false;  // offer FUSE_WRITEBACK_CACHE
@@ -25,6 +34,9 @@ struct FuseOptions {
     // Largest WRITE/READ payload; the transport lowers it to what one chain can carry.
     // Rounded down to whole pages, at least 4 KiB.
     uint32_t max_write = 1u << 20;
+    // Per-inode DAX; only with a Mapper (a DAX window), otherwise nothing is offered.
+    InodeDax inode_dax = InodeDax::None;
+    uint64_t inode_dax_min_size = 0;  // for InodeDax::MinSize
 };
 
 // One request in flight: where it is read from and written to, and how its reply goes back.
@@ -42,7 +54,9 @@ public:
 class FuseServer {
 public:
     // `fs` and `mapper` must outlive the server. Without a mapper, SETUPMAPPING and
-    // REMOVEMAPPING reply ENOSYS.
+    // REMOVEMAPPING reply ENOSYS and FUSE_INIT offers no DAX flags; with one, INIT offers
+    // FUSE_MAP_ALIGNMENT (and FUSE_HAS_INODE_DAX per `inode_dax`), SYNCFS syncs the whole
+    // window, and DESTROY or reset() empties it.
     FuseServer(FileSystem& fs, const FuseOptions& options, Mapper* mapper = nullptr);
     ~FuseServer();
     FuseServer(const FuseServer&) = delete;
@@ -53,7 +67,8 @@ public:
     void handle(std::unique_ptr<FuseRequest> request);
 
     // Ends the session (device reset): drops waiting lock requests without completing them,
-    // then calls FileSystem::destroy(). The caller first stops calling handle().
+    // resets the mapper (every mapping goes), then calls FileSystem::destroy(). The caller
+    // first stops calling handle().
     void reset();
 
     // The max_write the server negotiates (after rounding), for transports sizing buffers.

@@ -21,15 +21,24 @@ public:
     virtual ~Mapper() = default;
 
     virtual uint64_t window_size() const = 0;
+    // log2 of the granularity window offsets, file offsets and lengths must keep: FUSE_INIT's
+    // map_alignment (the Linux guest accepts up to 21, its 2 MiB ranges).
+    virtual uint32_t map_alignment() const = 0;
 
     // FUSE_SETUPMAPPING: maps `extents` back to back at [window_offset, window_offset + sum).
     // `owner` is the file's nodeid, so its mappings can be found again (sync).
-    virtual std::expected<void, int> map(uint64_t window_offset, std::span<const FileExtent> extents,
-                                         bool writable, uint64_t owner) = 0;
+    virtual std::expected<void, int> map(uint64_t window_offset,
+                                         std::span<const FileExtent> extents, bool writable,
+                                         uint64_t owner) = 0;
     // FUSE_REMOVEMAPPING, one entry.
     virtual std::expected<void, int> unmap(uint64_t window_offset, uint64_t length) = 0;
     // FSYNC and friends: write back what the guest dirtied through the window for `owner`.
     virtual std::expected<void, int> sync(uint64_t owner) = 0;
+    // FUSE_SYNCFS: the same for every owner. Every mapping is tried even after one fails.
+    virtual std::expected<void, int> sync_all() = 0;
+    // The session ended (device reset, FUSE_DESTROY): every mapping goes and the whole window
+    // reads as zeros, so the next session starts from an empty window.
+    virtual std::expected<void, int> reset() = 0;
 };
 
 }  // namespace vfsdax::fs
