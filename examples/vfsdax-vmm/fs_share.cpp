@@ -2,11 +2,11 @@
 #include "fs_share.hpp"
 
 #include <fmt/format.h>
+#include <linux/virtio_fs.h>
 
 #include <cstring>
 
 #include "vfsdax/fs/passthrough.hpp"
-#include "vfsdax/virtio/spec.hpp"
 
 namespace vfsdax::vmm_cli {
 namespace {
@@ -36,14 +36,13 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
         return fail("dir", fmt::format("{}: {}", share.dir, std::strerror(backend.error())));
     out->backend = std::move(*backend);
 
-    std::vector<virtio::SharedMemoryRegionInfo> regions;
+    // The device declares the window as its shared memory region 0; the PCI function backs it.
     std::vector<vmm::SharedMemoryBacking> backings;
     if (share.dax_window) {
         auto mapper = fs::DaxMapper::create(fs::DaxMapper::Config{.window_size = share.dax_window});
         if (!mapper) return fail("dax-window", std::strerror(mapper.error()));
         out->mapper = std::move(*mapper);
-        regions.push_back({0, share.dax_window});
-        backings.push_back({0, out->mapper->window(), share.dax_window});
+        backings.push_back({VIRTIO_FS_SHMCAP_ID_CACHE, out->mapper->window(), share.dax_window});
     }
 
     fs::FsDeviceOptions options;
@@ -51,13 +50,13 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
     options.num_request_queues = share.queues;
     options.fuse.cache = cache_policy(share.cache);
     options.fuse.read_only = share.readonly;
+    options.fuse.xattr = share.xattr;
+    options.packed_ring = share.packed;
     auto device = fs::FsDevice::create(options, *out->backend, out->mapper.get());
     if (!device) return fail("device", device.error());
     out->device = std::move(*device);
 
-    const uint64_t withheld = share.packed ? 0 : virtio::feature_bit(VIRTIO_F_RING_PACKED);
-    out->view = std::make_unique<FeatureFilter>(*out->device, withheld, std::move(regions));
-    auto pci = vmm::VirtioPciDevice::attach(machine, *out->view, std::move(backings));
+    auto pci = vmm::VirtioPciDevice::attach(machine, *out->device, std::move(backings));
     if (!pci) return fail("pci", pci.error());
     out->pci = std::move(*pci);
     return out;

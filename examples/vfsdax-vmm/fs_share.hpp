@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 
-#include "feature_filter.hpp"
 #include "machine.hpp"
 #include "vfsdax/fs/dax_mapper.hpp"
 #include "vfsdax/fs/file_system.hpp"
@@ -22,7 +21,6 @@ struct AttachedShare {
     std::unique_ptr<fs::FileSystem> backend;
     std::unique_ptr<fs::DaxMapper> mapper;
     std::unique_ptr<fs::FsDevice> device;
-    std::unique_ptr<FeatureFilter> view;
     std::unique_ptr<vmm::VirtioPciDevice> pci;
 };
 

@@ -7,6 +7,7 @@
 #include "fs_share.hpp"
 #include "log.hpp"
 #include "machine.hpp"
+#include "vfsdax/fs/passthrough.hpp"
 #include "vm_config.hpp"
 
 namespace {
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
         vmm::log(vmm::LogLevel::Error, "{}", machine.error());
         return kStartError;
     }
+    // Each inode the guest knows holds a host fd: the default soft limit (1024) runs out on
+    // a guest listing a large directory.
+    if (!config.fs.empty()) fs::raise_fd_limit();
     std::vector<std::unique_ptr<vmm_cli::AttachedShare>> shares;
     for (const vmm_cli::FsShare& share : config.fs) {
         auto attached = vmm_cli::attach_share(**machine, share);

@@ -106,7 +106,7 @@ std::expected<void, std::string> set_fs_text_field(FsShare& share, std::string_v
     if (key == "dax-window") return set_dax_window(share, value);
     if (key == "cache") return set_cache(share, value);
     if (key == "queues") return set_queues(share, value);
-    return fail("is not a field (tag, dir, dax-window, cache, queues, packed, readonly)");
+    return fail("is not a field (tag, dir, dax-window, cache, queues, packed, readonly, xattr)");
 }
 
 std::expected<void, std::string> require_tag_and_dir(const FsShare& share) {
@@ -124,10 +124,12 @@ std::expected<void, std::string> apply_json_fs(const nlohmann::json& item, FsSha
     if (!item.is_object()) return fail("is not an object");
     for (const auto& [key, value] : item.items()) {
         std::expected<void, std::string> r;
-        if (key == "packed" || key == "readonly") {
+        if (key == "packed" || key == "readonly" || key == "xattr") {
             if (!value.is_boolean())
                 return fail(fmt::format("{}: {} is not true or false", key, value.dump()));
-            (key == "packed" ? share.packed : share.readonly) = value.get<bool>();
+            (key == "packed"  ? share.packed
+             : key == "xattr" ? share.xattr
+                              : share.readonly) = value.get<bool>();
         } else if (key == "queues" && !value.is_number_unsigned()) {
             return fail(fmt::format("queues: {} is not a positive integer", value.dump()));
         } else if (key == "dax-window" && !value.is_string() && !value.is_number_unsigned()) {
@@ -137,7 +139,7 @@ std::expected<void, std::string> apply_json_fs(const nlohmann::json& item, FsSha
                 return fail(fmt::format("{}: {} is not a string", key, value.dump()));
             return fail(
                 fmt::format("{}: is not a field (tag, dir, dax-window, cache, queues, "
-                            "packed, readonly)",
+                            "packed, readonly, xattr)",
                             key));
         } else {
             r = set_fs_text_field(share, key, json_text(value));
@@ -210,10 +212,10 @@ std::expected<FsShare, std::string> parse_fs_option(std::string_view text) {
             } else {
                 share.readonly = true;
             }
-        } else if (key == "packed") {
+        } else if (key == "packed" || key == "xattr") {
             auto on = parse_on_off(value);
-            if (!on) return fail(fmt::format("packed: {}", on.error()));
-            share.packed = *on;
+            if (!on) return fail(fmt::format("{}: {}", key, on.error()));
+            (key == "packed" ? share.packed : share.xattr) = *on;
         } else {
             if (!has_value && (key == "tag" || key == "dir" || key == "dax-window" ||
                                key == "cache" || key == "queues"))
@@ -372,11 +374,12 @@ Options:
                         queues=N          request queues, 1..{} (default 1)
                         packed=on|off     offer packed virtqueues (default off)
                         readonly[=on|off] refuse writes (default off)
+                        xattr=on|off      serve extended attributes (default off)
   --config FILE       JSON file with the same fields: {{"kernel": ..., "initrd": ...,
                       "cmdline": ..., "cpus": N, "memory": "1G" or bytes,
                       "log-level": ..., "fs": [{{"tag": ..., "dir": ...,
                       "dax-window": "1G", "cache": "auto", "queues": 1,
-                      "packed": false, "readonly": false}}]}}.
+                      "packed": false, "readonly": false, "xattr": false}}]}}.
                       Command-line options override it; --fs adds to its shares.
   --log-level LEVEL   error, warn, info or debug (default info).
   -h, --help          this text.

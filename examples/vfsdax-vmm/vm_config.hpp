@@ -23,6 +23,7 @@ struct FsShare {
     uint16_t queues = 1;  // request queues (the hiprio queue comes on top)
     bool packed = false;
     bool readonly = false;
+    bool xattr = false;
 };
 
 struct VmConfig {
@@ -48,7 +49,8 @@ inline constexpr unsigned kMaxQueues = 64;
 // "512M", "1G", "4096" (bytes), binary suffixes K, M, G, T. The error says why, not where.
 std::expected<uint64_t, std::string> parse_size(std::string_view text);
 
-// One --fs value: "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly]".
+// One --fs value:
+// "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly][,xattr=on|off]".
 std::expected<FsShare, std::string> parse_fs_option(std::string_view text);
 
 // Merges a JSON document into `config`; `source` prefixes every error (the file name).

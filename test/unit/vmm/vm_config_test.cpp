@@ -48,8 +48,9 @@ TEST_CASE("sizes take binary suffixes and reject junk") {
 }
 
 TEST_CASE("a full --fs value parses into every field") {
-    auto share =
-        parse_fs_option("tag=data,dir=/srv,dax-window=1G,cache=never,queues=4,packed=on,readonly");
+    auto share = parse_fs_option(
+        "tag=data,dir=/srv,dax-window=1G,cache=never,queues=4,packed=on,readonly,"
+        "xattr=on");
     REQUIRE(share);
     CHECK(share->tag == "data");
     CHECK(share->dir == "/srv");
@@ -58,6 +59,7 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK(share->queues == 4);
     CHECK(share->packed);
     CHECK(share->readonly);
+    CHECK(share->xattr);
 
     auto plain = parse_fs_option("dir=/srv,tag=t");
     REQUIRE(plain);
@@ -66,6 +68,7 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK(plain->queues == 1);
     CHECK_FALSE(plain->packed);
     CHECK_FALSE(plain->readonly);
+    CHECK_FALSE(plain->xattr);
 }
 
 TEST_CASE("every bad --fs field is named with the reason") {
@@ -88,6 +91,7 @@ TEST_CASE("every bad --fs field is named with the reason") {
         {"tag=t,dir=/srv,packed=yes", "packed: \"yes\" is not on or off"},
         {"tag=t,dir=/srv,packed", "packed: \"\" is not on or off"},
         {"tag=t,dir=/srv,readonly=maybe", "readonly: \"maybe\" is not on or off"},
+        {"tag=t,dir=/srv,xattr", "xattr: \"\" is not on or off"},
         {"tag=t,dir=/srv,colour=red", "colour: is not a field"},
         {"tag=t,dir=/srv,tag=u", "tag: is given twice"},
         {"tag,dir=/srv", "tag: has no value"},
