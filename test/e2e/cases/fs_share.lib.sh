@@ -1,0 +1,107 @@
+# Host side of the vfsdax-vmm file-system cases: seed a share, boot the VMM, check the share (sourced).
+# Pairs with fs_ops.l2lib.sh (what L2 does to the share). Needs E2E_BIN/fsops (--bin).
+# Functions print "E2E-FAIL: CASE: why" per problem and set fs_bad=1; the case script ends
+# with fs_finish, which prints E2E-PASS or exits 1.
+fs_bad=0
+fs_fail() { echo "E2E-FAIL: $E2E_NAME: $*"; fs_bad=1; }
+fsops="$E2E_BIN/fsops"
+[ -x "$fsops" ] || { echo "E2E-FAIL: $E2E_NAME: $fsops is missing (pass --bin fsops)"; exit 1; }
+# xattrs are served only when the VMM has a share field for it (the FUSE server's default is
+# off); fs_xattr_opt is appended to each --fs when it does.
+fs_xattr_opt=""
+if "$E2E_VMM" --help | grep -q 'xattr'; then
+  fs_xattr_opt=",xattr=on"
+else
+  echo "$E2E_NAME: NOTE: xattrs not tested: vfsdax-vmm --help lists no xattr field for --fs"
+fi
+
+# seed_share DIR: the files fs_ops.l2lib.sh expects to find.
+seed_share() {
+  local d="$1" i ns
+  mkdir -p "$d/hostdir"
+  echo "hello from the host" >"$d/hello.txt"
+  ln -s hello.txt "$d/host-link"
+  seq 1 3000 >"$d/mm.bin"
+  dd if="$d/mm.bin" of="$d/mm.expect" bs=1 skip=4096 count=10 2>/dev/null
+  echo "rename me" >"$d/ren-src.txt"
+  echo "delete me" >"$d/del.txt"
+  seq 1 2000 >"$d/trunc.txt"
+  for ((i = 1; i <= 1000; i++)); do echo "$i" >"$d/hostdir/f$i"; done
+  seq 1 1000000 >"$d/big-host.txt"
+  sha256sum "$d/big-host.txt" | cut -d' ' -f1 >"$d/big-host.sha256"
+  ns=none
+  [ -z "$fs_xattr_opt" ] || ns="$("$fsops" xattr-probe "$d")"
+  echo "$ns" >"$d/xattr.ns"
+  [ "$ns" = none ] || "$fsops" xattr-set "$d/hello.txt" "$ns.e2e_host" host-value
+}
+
+# check_share DIR LABEL CONSOLE: after the VMM exited, what L2 did must be on the host.
+check_share() {
+  local d="$1" label="$2" console="$3" ns got
+  grep -q "^L2-OPS-DONE: $label\$" "$console" || fs_fail "$label: L2 did not finish its operations"
+  [ "$(cat "$d/g-new.txt" 2>&1)" = "written by the guest
+second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 2>&1)'"
+  got="$(dd if="$d/mm.bin" bs=1 skip=5000 count=10 2>/dev/null)"
+  [ "$got" = MMAP-GUEST ] || fs_fail "$label: mm.bin@5000 on the host is '$got', want MMAP-GUEST"
+  [ "$(head -c 5000 "$d/mm.bin" | sha256sum)" = "$(seq 1 3000 | head -c 5000 | sha256sum)" ] ||
+    fs_fail "$label: mm.bin changed before offset 5000"
+  [ "$(stat -c %s "$d/mm.bin")" = "$(seq 1 3000 | wc -c)" ] || fs_fail "$label: mm.bin changed size"
+  [ "$(stat -c %s "$d/g-mm.bin" 2>&1)" = 8192 ] || fs_fail "$label: g-mm.bin is not 8192 bytes"
+  got="$(dd if="$d/g-mm.bin" bs=1 skip=4100 count=14 2>/dev/null)"
+  [ "$got" = GUEST-MMAP-NEW ] || fs_fail "$label: g-mm.bin@4100 on the host is '$got'"
+  [ ! -e "$d/ren-src.txt" ] || fs_fail "$label: ren-src.txt still on the host"
+  [ "$(cat "$d/ren-dst.txt" 2>&1)" = "rename me" ] || fs_fail "$label: ren-dst.txt missing or wrong"
+  [ "$(cat "$d/g-ren-b" 2>&1)" = moved ] && [ ! -e "$d/g-ren-a" ] || fs_fail "$label: g-ren-a -> g-ren-b not on the host"
+  [ ! -e "$d/del.txt" ] || fs_fail "$label: del.txt still on the host"
+  [ ! -e "$d/g-tmp" ] || fs_fail "$label: g-tmp still on the host"
+  [ -L "$d/g-sym" ] && [ "$(readlink "$d/g-sym")" = g-new.txt ] || fs_fail "$label: symlink g-sym wrong on the host"
+  [ "$(stat -c %h "$d/g-new.txt" 2>&1)" = 2 ] || fs_fail "$label: g-new.txt does not have 2 links on the host"
+  [ "$(stat -c %i "$d/g-new.txt" 2>&1)" = "$(stat -c %i "$d/g-hard" 2>&1)" ] || fs_fail "$label: g-hard is not g-new.txt's inode"
+  ns="$(cat "$d/xattr.ns")"
+  if [ "$ns" != none ]; then
+    got="$("$fsops" xattr-get "$d/g-new.txt" "$ns.e2e_guest" 2>&1)"
+    [ "$got" = guest-value ] || fs_fail "$label: $ns.e2e_guest of g-new.txt on the host: '$got'"
+  else
+    echo "$E2E_NAME: NOTE: $label: xattrs not checked (no VMM field, or the host file system stores none)"
+  fi
+  [ "$(stat -c %s "$d/trunc.txt")" = 100 ] || fs_fail "$label: trunc.txt is $(stat -c %s "$d/trunc.txt") bytes, want 100"
+  [ "$(cat "$d/trunc.txt")" = "$(seq 1 2000 | head -c 100)" ] || fs_fail "$label: trunc.txt content changed"
+  [ "$(stat -c %s "$d/g-grow" 2>&1)" = 3000000 ] || fs_fail "$label: g-grow is not 3000000 bytes"
+  [ "$(cat "$d/g-sync.txt" 2>&1)" = "synced by the guest" ] || fs_fail "$label: g-sync.txt missing or wrong"
+  got="$(ls "$d/g-dir" 2>/dev/null | wc -l)"
+  [ "$got" = 1000 ] || fs_fail "$label: g-dir has $got entries on the host, want 1000"
+  [ -e "$d/g-dir/e1" ] && [ -e "$d/g-dir/e1000" ] || fs_fail "$label: g-dir lacks e1 or e1000"
+  got="$(sha256sum "$d/g-big.txt" 2>&1 | cut -d' ' -f1)"
+  [ "$got" = "$(cat "$d/big-host.sha256")" ] || fs_fail "$label: g-big.txt on the host has sha256 $got"
+  [ "$(sha256sum "$d/big-host.txt" | cut -d' ' -f1)" = "$(cat "$d/big-host.sha256")" ] ||
+    fs_fail "$label: big-host.txt changed on the host"
+}
+
+# run_vmm CONSOLE ARGS...: the VMM, bounded, console to stdout and CONSOLE; must exit 0.
+run_vmm() {
+  local console="$1" rc t0 t1
+  shift
+  # The passthrough server keeps one O_PATH fd per inode the guest knows, and the cases
+  # make ~2000 per share: lift the soft fd limit to the hard one, as a launcher would
+  # (vfsdax-vmm does not raise it itself).
+  ulimit -Sn "$(ulimit -Hn)"
+  echo "$E2E_NAME: fd limit $(ulimit -Sn)"
+  t0=${EPOCHREALTIME/./}
+  set +e
+  timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+    --cmdline "console=ttyS0 reboot=k panic=-1" "$@" </dev/null 2>&1 | tee "$console.raw"
+  rc=${PIPESTATUS[0]}
+  set -e
+  # The guest's serial console ends lines with \r\n.
+  tr -d '\r' <"$console.raw" >"$console"
+  t1=${EPOCHREALTIME/./}
+  echo "$E2E_NAME: vfsdax-vmm ran $(((t1 - t0) / 1000)) ms, exit $rc"
+  [ "$rc" -ne 124 ] || fs_fail "vfsdax-vmm did not exit within ${E2E_VMM_TIMEOUT}s"
+  [ "$rc" -eq 0 ] || fs_fail "vfsdax-vmm exited with $rc"
+  grep -q '^E2E-L2-DONE: rc=0' "$console" || fs_fail "the L2 test did not finish with rc=0"
+}
+
+fs_finish() {
+  [ "$fs_bad" -eq 0 ] || exit 1
+  echo "E2E-PASS: $E2E_NAME"
+}
