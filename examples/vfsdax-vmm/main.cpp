@@ -56,5 +56,15 @@ int main(int argc, char** argv) {
                  share.dir, (*attached)->pci->slot());
         shares.push_back(std::move(*attached));
     }
-    return (*machine)->run();
+    const int status = (*machine)->run();
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+        if (!shares[i]->mapper) continue;
+        const fs::DaxStats dax = shares[i]->mapper->stats();
+        vmm::log(vmm::LogLevel::Info,
+                 "virtio-fs \"{}\" DAX: {} setups, {} removals, {} repairs, {} mappings live "
+                 "({} bytes)",
+                 config.fs[i].tag, dax.setups, dax.removals, dax.repairs, dax.mappings_live,
+                 dax.bytes_mapped);
+    }
+    return status;
 }

@@ -83,7 +83,7 @@ run_vmm() {
   shift
   # The passthrough server keeps one O_PATH fd per inode the guest knows, and the cases
   # make ~2000 per share: lift the soft fd limit to the hard one, as a launcher would
-  # (vfsdax-vmm does not raise it itself).
+  # (vfsdax-vmm raises only the soft limit, up to the hard one).
   ulimit -Sn "$(ulimit -Hn)"
   echo "$E2E_NAME: fd limit $(ulimit -Sn)"
   t0=${EPOCHREALTIME/./}
@@ -99,6 +99,15 @@ run_vmm() {
   [ "$rc" -ne 124 ] || fs_fail "vfsdax-vmm did not exit within ${E2E_VMM_TIMEOUT}s"
   [ "$rc" -eq 0 ] || fs_fail "vfsdax-vmm exited with $rc"
   grep -q '^E2E-L2-DONE: rc=0' "$console" || fs_fail "the L2 test did not finish with rc=0"
+}
+
+# check_dax_used CONSOLE TAG: the VMM's exit statistics show the guest set up DAX mappings.
+check_dax_used() {
+  local setups
+  setups="$(sed -n "s/.*virtio-fs \"$2\" DAX: \([0-9]*\) setups.*/\1/p" "$1" | tail -n 1)"
+  [ -n "$setups" ] || fs_fail "$2: the VMM printed no DAX statistics"
+  [ "${setups:-0}" -gt 0 ] || fs_fail "$2: the VMM's DAX statistics show no SETUPMAPPING"
+  echo "$E2E_NAME: $2: $setups DAX setups"
 }
 
 fs_finish() {

@@ -10,4 +10,5 @@ run_vmm "$console" --cpus 1 --memory 512M \
 grep -q '^L2-CPUS: 1$' "$console" || fs_fail "L2 did not see 1 CPU"
 grep -q '^L2-PACKED: 1$' "$console" || fs_fail "the guest driver did not negotiate packed rings"
 check_share "$E2E_WORK/dax" packed-dax-always "$console"
+check_dax_used "$console" daxfs
 fs_finish

@@ -12,4 +12,5 @@ run_vmm "$console" --cpus 2 --memory 512M \
 grep -q '^L2-CPUS: 2$' "$console" || fs_fail "L2 did not see 2 CPUs"
 check_share "$E2E_WORK/dax" dax-always "$console"
 check_share "$E2E_WORK/plain" dax-never "$console"
+check_dax_used "$console" daxfs
 fs_finish
