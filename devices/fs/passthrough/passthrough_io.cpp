@@ -25,6 +25,28 @@ bool range_ok(uint64_t offset, uint64_t length) {
     return offset <= kMaxOffset && length <= kMaxOffset - offset;
 }
 
+// preadv or pwritev over any number of iovecs: IOV_MAX bounds one call, so a longer list takes
+// several, stopping at the first short one. An error after some bytes moved reports the bytes.
+template <typename VectorIo>
+Result<std::size_t> transfer_all(std::span<const iovec> iov, uint64_t offset, VectorIo&& io) {
+    std::size_t total = 0;
+    while (!iov.empty()) {
+        const auto part = iov.first(std::min<std::size_t>(iov.size(), IOV_MAX));
+        std::size_t want = 0;
+        for (const iovec& v : part) want += v.iov_len;
+        const ssize_t n =
+            io(part.data(), static_cast<int>(part.size()), static_cast<off_t>(offset + total));
+        if (n < 0) {
+            if (total > 0) break;
+            return std::unexpected(errno);
+        }
+        total += static_cast<std::size_t>(n);
+        if (static_cast<std::size_t>(n) < want) break;
+        iov = iov.subspan(part.size());
+    }
+    return total;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<OpenFile>> PassthroughFs::file(NodeId node, FileHandle fh) const {
@@ -68,23 +90,9 @@ Result<std::size_t> PassthroughFs::read(const RequestContext&, NodeId node, File
     auto open = file(node, fh);
     if (!open) return std::unexpected(open.error());
     if (offset > kMaxOffset) return std::unexpected(EINVAL);
-    std::size_t total = 0;
-    // IOV_MAX bounds one call; a longer list takes several, stopping at the first short one.
-    while (!dst.empty()) {
-        const auto part = dst.first(std::min<std::size_t>(dst.size(), IOV_MAX));
-        std::size_t want = 0;
-        for (const iovec& v : part) want += v.iov_len;
-        const ssize_t n = ::preadv((*open)->fd.get(), part.data(), static_cast<int>(part.size()),
-                                   static_cast<off_t>(offset + total));
-        if (n < 0) {
-            if (total > 0) break;
-            return std::unexpected(errno);
-        }
-        total += static_cast<std::size_t>(n);
-        if (static_cast<std::size_t>(n) < want) break;
-        dst = dst.subspan(part.size());
-    }
-    return total;
+    const int fd = (*open)->fd.get();
+    return transfer_all(dst, offset,
+                        [fd](const iovec* v, int n, off_t at) { return ::preadv(fd, v, n, at); });
 }
 
 Result<std::size_t> PassthroughFs::write(const RequestContext&, NodeId node, FileHandle fh,
@@ -98,22 +106,8 @@ Result<std::size_t> PassthroughFs::write(const RequestContext&, NodeId node, Fil
     if (kill_suidgid_flag && session_.killpriv_v2) {
         if (auto ok = kill_suidgid(fd); !ok) return std::unexpected(ok.error());
     }
-    std::size_t total = 0;
-    while (!src.empty()) {
-        const auto part = src.first(std::min<std::size_t>(src.size(), IOV_MAX));
-        std::size_t want = 0;
-        for (const iovec& v : part) want += v.iov_len;
-        const ssize_t n = ::pwritev(fd, part.data(), static_cast<int>(part.size()),
-                                    static_cast<off_t>(offset + total));
-        if (n < 0) {
-            if (total > 0) break;
-            return std::unexpected(errno);
-        }
-        total += static_cast<std::size_t>(n);
-        if (static_cast<std::size_t>(n) < want) break;
-        src = src.subspan(part.size());
-    }
-    return total;
+    return transfer_all(src, offset,
+                        [fd](const iovec* v, int n, off_t at) { return ::pwritev(fd, v, n, at); });
 }
 
 void PassthroughFs::release(const RequestContext&, NodeId node, FileHandle fh, uint32_t,
