@@ -8,7 +8,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "unique_fd.hpp"
+#include "vfsdax/util/unique_fd.hpp"
 
 namespace vfsdax::vmm {
 

@@ -7,8 +7,8 @@
 
 #include "kvm.hpp"
 #include "layout.hpp"
-#include "unique_fd.hpp"
 #include "vfsdax/memory/guest_memory.hpp"
+#include "vfsdax/util/unique_fd.hpp"
 
 namespace vfsdax::vmm {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kvm_uapi.hpp"
-#include "unique_fd.hpp"
+#include "vfsdax/util/unique_fd.hpp"
 
 namespace vfsdax::vmm {
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 
 #include "passthrough/inode_table.hpp"
-#include "passthrough/unique_fd.hpp"
+#include "vfsdax/util/unique_fd.hpp"
 
 namespace vfsdax::fs::passthrough {
 

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "passthrough/unique_fd.hpp"
+#include "vfsdax/util/unique_fd.hpp"
 
 namespace vfsdax::fs::passthrough {
 

@@ -17,7 +17,6 @@ namespace vfsdax::fs {
 
 std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
     const PassthroughOptions& options) {
-    using passthrough::UniqueFd;
     if (options.root.empty()) return std::unexpected(EINVAL);
     UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root.valid()) return std::unexpected(errno);
