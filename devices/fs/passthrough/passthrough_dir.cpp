@@ -86,8 +86,12 @@ Result<void> PassthroughFs::list_dir(NodeId node, FileHandle fh, uint64_t offset
             if (!entry) {
                 // Gone since the listing was read: the guest just does not see it.
                 if (entry.error() == ENOENT) continue;
-                if (added_any) return {};
-                return std::unexpected(entry.error());
+                // Any other failure (typically EMFILE once inodes hold every fd the process may
+                // have) costs the guest only the attributes, not the name: an entry without a
+                // nodeid is a plain dirent to Linux, which looks the name up when it needs it.
+                if (!sink.add(dirent, nullptr)) return {};
+                added_any = true;
+                continue;
             }
             if (!sink.add(dirent, &*entry)) {
                 inodes_->forget(entry->nodeid, 1);

@@ -605,6 +605,57 @@ TEST_CASE("passthrough: readdirplus looks entries up and drops the ones not take
     f.fs->releasedir(f.ctx, FUSE_ROOT_ID, dh->fh);
 }
 
+// Lowers the soft fd limit for one test and puts it back afterwards.
+struct FdLimit {
+    rlimit saved{};
+    explicit FdLimit(rlim_t soft) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        rlimit lowered = saved;
+        lowered.rlim_cur = soft;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+    ~FdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+TEST_CASE("passthrough: readdirplus lists every name when inode fds run out", "[fuse]") {
+    PassthroughOptions options;
+    options.file_handles = false;  // inodes hold fds until EMFILE
+    Fixture f(options);
+    constexpr int kFiles = 40;
+    for (int i = 0; i < kFiles; ++i) write_file(f.dir / ("f" + std::to_string(i)), "x");
+    const auto expected = host_listing(f.dir.path);
+    auto dh = f.fs->opendir(f.ctx, FUSE_ROOT_ID, 0);
+    REQUIRE(dh.has_value());
+
+    CollectSink sink;
+    {
+        // Room for a few inode fds only: most lookups fail with EMFILE.
+        FdLimit limit(open_fd_count() + 8);
+        REQUIRE(f.fs->readdirplus(f.ctx, FUSE_ROOT_ID, dh->fh, 0, sink));
+    }
+    auto names = sink.names;
+    std::sort(names.begin(), names.end());
+    CHECK(names == expected);
+    std::size_t with_entry = 0;
+    for (std::size_t i = 0; i < sink.names.size(); ++i) {
+        if (!sink.plus[i]) continue;
+        ++with_entry;
+        CHECK(sink.plus[i]->attr.st.st_ino == host_lstat(f.dir / sink.names[i]).st_ino);
+        f.fs->forget(sink.plus[i]->nodeid, 1);
+    }
+    CHECK(with_entry > 0);
+    CHECK(with_entry < static_cast<std::size_t>(kFiles));
+    // With fds back, a name listed without attributes looks up normally.
+    for (std::size_t i = 0; i < sink.names.size(); ++i) {
+        if (sink.plus[i] || sink.names[i] == "." || sink.names[i] == "..") continue;
+        Entry e = f.lookup(sink.names[i]);
+        CHECK(e.attr.st.st_ino == host_lstat(f.dir / sink.names[i]).st_ino);
+        f.fs->forget(e.nodeid, 1);
+        break;
+    }
+    f.fs->releasedir(f.ctx, FUSE_ROOT_ID, dh->fh);
+}
+
 TEST_CASE("passthrough: POSIX locks are per open file, flock too, never blocking", "[fuse]") {
     Fixture f;
     write_file(f.dir / "f", "0123456789");

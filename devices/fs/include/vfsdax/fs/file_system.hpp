@@ -132,8 +132,9 @@ struct DirEntry {
 class DirSink {
 public:
     virtual ~DirSink() = default;
-    // `entry` is null for plain readdir, and for "." and ".." in readdirplus (the guest does
-    // not count lookups for those).
+    // `entry` is null for plain readdir, and in readdirplus for "." and ".." (the guest does
+    // not count lookups for those) and for names the backend could not look up (the guest
+    // then sees a plain dirent and looks the name up itself).
     virtual bool add(const DirEntry& dirent, const Entry* entry) = 0;
 };
 
