@@ -99,7 +99,14 @@ Result<Entry> PassthroughFs::lookup_in(const Inode& parent, std::string_view nam
     UniqueFd fd(
         static_cast<int>(::syscall(SYS_openat2, dirfd->get(), cname.c_str(), &how, sizeof(how))));
     if (!fd.valid()) return std::unexpected(errno);
-    return entry_for(std::move(fd));
+    InodePtr child;
+    auto entry = entry_for(std::move(fd), &child);
+    // A directory that is another host mount's root becomes a submount in the guest (with
+    // FUSE_SUBMOUNTS), so the guest keeps that mount's inode numbers apart from ours.
+    if (entry && child->type == S_IFDIR && child->key.mnt_id != parent.key.mnt_id) {
+        entry->attr.flags |= FUSE_ATTR_SUBMOUNT;
+    }
+    return entry;
 }
 
 // ".." of a directory below the root is its host parent, accepted only if walking up from it

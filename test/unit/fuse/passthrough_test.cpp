@@ -7,6 +7,7 @@
 #include <linux/capability.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -603,6 +604,34 @@ TEST_CASE("passthrough: readdirplus looks entries up and drops the ones not take
         CHECK(f.fs->getattr(f.ctx, taken, std::nullopt).error() == ENOENT);
     }
     f.fs->releasedir(f.ctx, FUSE_ROOT_ID, dh->fh);
+}
+
+TEST_CASE("passthrough: a directory on another host mount is announced as a submount", "[fuse]") {
+    Fixture f;
+    REQUIRE(::mkdir((f.dir / "plain").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((f.dir / "mnt").c_str(), 0755) == 0);
+    if (::mount("vfsdax-test", (f.dir / "mnt").c_str(), "tmpfs", 0, "size=1m") != 0) {
+        WARN("cannot mount a tmpfs here (" << std::strerror(errno) << "): submounts not checked");
+        return;
+    }
+    struct Unmount {
+        std::string path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{f.dir / "mnt"};
+    const Entry mnt = f.lookup("mnt");
+    CHECK((mnt.attr.flags & FUSE_ATTR_SUBMOUNT) != 0);
+    const Entry plain = f.lookup("plain");
+    CHECK((plain.attr.flags & FUSE_ATTR_SUBMOUNT) == 0);
+    // Inside the submount, its own directories are plain again.
+    Entry inner = [&] {
+        auto made = f.fs->mkdir(f.ctx, mnt.nodeid, "inner", 0755, 0);
+        REQUIRE(made.has_value());
+        return *made;
+    }();
+    f.fs->forget(inner.nodeid, 1);
+    inner = f.lookup("inner", mnt.nodeid);
+    CHECK((inner.attr.flags & FUSE_ATTR_SUBMOUNT) == 0);
+    for (NodeId n : {mnt.nodeid, plain.nodeid, inner.nodeid}) f.fs->forget(n, 1);
 }
 
 // Lowers the soft fd limit for one test and puts it back afterwards.
