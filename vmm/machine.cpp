@@ -188,6 +188,11 @@ std::expected<void, std::string> Machine::setup_halt_detection() {
         // The vCPU threads answer in check_parked() once KVM_RUN returns to them.
         for (std::size_t i = 0; i < threads_.size(); ++i)
             vcpus_[i].kick(threads_[i].native_handle());
+        // A vCPU stuck on a window page the host truncated may never leave KVM_RUN (see
+        // FaultRepairs); the same tick finds and repairs such pages.
+        if (!fault_repairs_.empty()) {
+            if (auto scanned = fault_repairs_.scan(); !scanned) request_stop(1, scanned.error());
+        }
     });
 }
 
@@ -259,11 +264,19 @@ int Machine::run() {
 
 void Machine::vcpu_thread(Vcpu& vcpu) {
     while (!stopping_.load()) {
+        const uint64_t repair_epoch = fault_repairs_.epoch();
         const int r = vcpu.run_once();
         if (r == -EINTR || r == -EAGAIN) {
             vcpu.run()->immediate_exit = 0;
             check_parked(vcpu);
             continue;
+        }
+        if (r == -EFAULT) {
+            auto repaired = fault_repairs_.repair(repair_epoch);
+            if (repaired) continue;
+            request_stop(1, fmt::format("vCPU {}: KVM_RUN: {}: {}", vcpu.id(),
+                                        std::strerror(EFAULT), repaired.error()));
+            return;
         }
         if (r < 0) {
             request_stop(1, fmt::format("vCPU {}: KVM_RUN: {}", vcpu.id(), std::strerror(-r)));

@@ -13,6 +13,7 @@
 
 #include "bus.hpp"
 #include "event_loop.hpp"
+#include "fault_repair.hpp"
 #include "guest_ram.hpp"
 #include "kvm.hpp"
 #include "pci_host.hpp"
@@ -53,6 +54,10 @@ public:
     // Firmware-style BAR placement: `size` (a power of two) aligned to itself, 32-bit BARs
     // in the MMIO window below 4 GiB, 64-bit ones above RAM. nullopt when the window is full.
     std::optional<uint64_t> allocate_mmio(uint64_t size, bool is_64bit);
+    // Before run(): asked, with every other one, when KVM_RUN fails with EFAULT (the vCPU goes
+    // on if any repaired something and stops the machine, status 1, if none did), and every
+    // second to scan for what is certainly broken (a failure stops the machine).
+    void add_fault_repair(FaultRepair repair) { fault_repairs_.add(std::move(repair)); }
 
     // 0 when the guest reset itself or a signal asked us to stop; 1 after a vCPU error, whose
     // reason was printed.
@@ -80,6 +85,7 @@ private:
     std::shared_ptr<Serial8250> serial_;
     std::unique_ptr<EventLoop> loop_;
     std::vector<Vcpu> vcpus_;
+    FaultRepairs fault_repairs_;
     std::vector<std::thread> threads_;
     // Halt detection: each tick asks every vCPU whether it is parked; the guest has halted
     // when all of them were parked at the same tick.

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "log.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
 namespace vfsdax::vmm_cli {
@@ -21,6 +22,18 @@ fs::CachePolicy cache_policy(CacheMode mode) {
             break;
     }
     return fs::CachePolicy::Auto;
+}
+
+fs::InodeDax inode_dax(InodeDaxMode mode) {
+    switch (mode) {
+        case InodeDaxMode::All:
+            return fs::InodeDax::All;
+        case InodeDaxMode::MinSize:
+            return fs::InodeDax::MinSize;
+        case InodeDaxMode::None:
+            break;
+    }
+    return fs::InodeDax::None;
 }
 
 }  // namespace
@@ -43,6 +56,25 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
         if (!mapper) return fail("dax-window", std::strerror(mapper.error()));
         out->mapper = std::move(*mapper);
         backings.push_back({VIRTIO_FS_SHMCAP_ID_CACHE, out->mapper->window(), share.dax_window});
+        machine.add_fault_repair(
+            [mapper = out->mapper.get(), tag = share.tag](
+                vmm::RepairTrigger trigger) -> std::expected<std::size_t, std::string> {
+                auto repaired =
+                    mapper->repair_truncated(trigger == vmm::RepairTrigger::Scan
+                                                 ? fs::DaxMapper::TruncationScope::CutSinceMapped
+                                                 : fs::DaxMapper::TruncationScope::CutOrAnyPastEnd);
+                if (!repaired) {
+                    return std::unexpected(fmt::format("virtio-fs \"{}\": DAX repair: {}", tag,
+                                                       std::strerror(repaired.error())));
+                }
+                if (*repaired > 0) {
+                    vmm::log(vmm::LogLevel::Info,
+                             "virtio-fs \"{}\": the host shrank files the guest has mapped: {} DAX "
+                             "window range(s) past their end now read as zeros",
+                             tag, *repaired);
+                }
+                return *repaired;
+            });
     }
 
     fs::FsDeviceOptions options;
@@ -51,6 +83,8 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
     options.fuse.cache = cache_policy(share.cache);
     options.fuse.read_only = share.readonly;
     options.fuse.xattr = share.xattr;
+    options.fuse.inode_dax = inode_dax(share.inode_dax);
+    options.fuse.inode_dax_min_size = share.inode_dax_min_size;
     options.packed_ring = share.packed;
     auto device = fs::FsDevice::create(options, *out->backend, out->mapper.get());
     if (!device) return fail("device", device.error());

@@ -1,12 +1,14 @@
 // vfsdax-vmm: boots a Linux bzImage under KVM with virtio-fs shares.
 #include <fmt/format.h>
 
+#include <cstring>
 #include <string_view>
 #include <vector>
 
 #include "fs_share.hpp"
 #include "log.hpp"
 #include "machine.hpp"
+#include "vfsdax/fs/dax_fault_handler.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 #include "vm_config.hpp"
 
@@ -36,15 +38,27 @@ int main(int argc, char** argv) {
     }
     vmm::g_log_level = static_cast<vmm::LogLevel>(config.log_level);
 
+    if (!config.fs.empty()) {
+        // Each inode the guest knows holds a host fd: the default soft limit (1024) runs out
+        // on a guest listing a large directory. Before the capabilities go: CAP_SYS_RESOURCE
+        // lets the hard limit rise too.
+        (void)fs::raise_fd_limit();
+        if (auto r = fs::install_dax_fault_handler(); !r) {
+            vmm::log(vmm::LogLevel::Error, "DAX fault handler: {}", std::strerror(r.error()));
+            return kStartError;
+        }
+    }
+    // Before any thread starts (capabilities are per thread; new threads inherit them). An
+    // unprivileged VMM has nothing to drop and the kernel refuses to touch the bounding set.
+    if (auto r = fs::drop_capabilities(); !r) {
+        vmm::log(vmm::LogLevel::Debug, "capabilities not dropped: {}", std::strerror(r.error()));
+    }
     auto machine = vmm::Machine::create(vmm::MachineOptions{
         config.kernel, config.initrd, config.cmdline, config.cpus, config.memory, 0, 1});
     if (!machine) {
         vmm::log(vmm::LogLevel::Error, "{}", machine.error());
         return kStartError;
     }
-    // Each inode the guest knows holds a host fd: the default soft limit (1024) runs out on
-    // a guest listing a large directory.
-    if (!config.fs.empty()) fs::raise_fd_limit();
     std::vector<std::unique_ptr<vmm_cli::AttachedShare>> shares;
     for (const vmm_cli::FsShare& share : config.fs) {
         auto attached = vmm_cli::attach_share(**machine, share);
@@ -61,10 +75,10 @@ int main(int argc, char** argv) {
         if (!shares[i]->mapper) continue;
         const fs::DaxStats dax = shares[i]->mapper->stats();
         vmm::log(vmm::LogLevel::Info,
-                 "virtio-fs \"{}\" DAX: {} setups, {} removals, {} repairs, {} mappings live "
-                 "({} bytes)",
-                 config.fs[i].tag, dax.setups, dax.removals, dax.repairs, dax.mappings_live,
-                 dax.bytes_mapped);
+                 "virtio-fs \"{}\" DAX: {} setups, {} removals, {} repairs, {} faulted pages, "
+                 "{} mappings live ({} bytes)",
+                 config.fs[i].tag, dax.setups, dax.removals, dax.repairs, dax.faulted_pages,
+                 dax.mappings_live, dax.bytes_mapped);
     }
     return status;
 }

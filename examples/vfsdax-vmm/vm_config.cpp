@@ -86,6 +86,20 @@ std::expected<void, std::string> set_cache(FsShare& share, std::string_view text
     return {};
 }
 
+std::expected<void, std::string> set_inode_dax(FsShare& share, std::string_view text) {
+    if (text == "none" || text == "all") {
+        share.inode_dax = text == "all" ? InodeDaxMode::All : InodeDaxMode::None;
+        return {};
+    }
+    auto size = parse_size(text);
+    if (!size) {
+        return fail(fmt::format("\"{}\" is not all, none or a file size (such as 1M)", text));
+    }
+    share.inode_dax = InodeDaxMode::MinSize;
+    share.inode_dax_min_size = *size;
+    return {};
+}
+
 std::expected<void, std::string> set_queues(FsShare& share, std::string_view text) {
     auto n = parse_uint<unsigned>(text);
     if (!n) return std::unexpected(n.error());
@@ -93,6 +107,9 @@ std::expected<void, std::string> set_queues(FsShare& share, std::string_view tex
     share.queues = static_cast<uint16_t>(*n);
     return {};
 }
+
+constexpr std::string_view kNotAField =
+    "is not a field (tag, dir, dax-window, cache, queues, packed, readonly, xattr, inode-dax)";
 
 // The per-share fields whose value is text on the command line and in JSON alike.
 std::expected<void, std::string> set_fs_text_field(FsShare& share, std::string_view key,
@@ -106,12 +123,16 @@ std::expected<void, std::string> set_fs_text_field(FsShare& share, std::string_v
     if (key == "dax-window") return set_dax_window(share, value);
     if (key == "cache") return set_cache(share, value);
     if (key == "queues") return set_queues(share, value);
-    return fail("is not a field (tag, dir, dax-window, cache, queues, packed, readonly, xattr)");
+    if (key == "inode-dax") return set_inode_dax(share, value);
+    return fail(std::string(kNotAField));
 }
 
-std::expected<void, std::string> require_tag_and_dir(const FsShare& share) {
+// What a share needs whatever order its fields came in.
+std::expected<void, std::string> check_share(const FsShare& share) {
     if (share.tag.empty()) return fail("tag: is missing");
     if (share.dir.empty()) return fail("dir: is missing");
+    if (share.inode_dax != InodeDaxMode::None && share.dax_window == 0)
+        return fail("inode-dax: needs a dax-window (files reach DAX only through one)");
     return {};
 }
 
@@ -132,21 +153,21 @@ std::expected<void, std::string> apply_json_fs(const nlohmann::json& item, FsSha
                               : share.readonly) = value.get<bool>();
         } else if (key == "queues" && !value.is_number_unsigned()) {
             return fail(fmt::format("queues: {} is not a positive integer", value.dump()));
-        } else if (key == "dax-window" && !value.is_string() && !value.is_number_unsigned()) {
-            return fail(fmt::format("dax-window: {} is not a size", value.dump()));
-        } else if (key != "queues" && key != "dax-window" && !value.is_string()) {
+        } else if ((key == "dax-window" || key == "inode-dax") && !value.is_string() &&
+                   !value.is_number_unsigned()) {
+            return fail(fmt::format("{}: {} is not a size{}", key, value.dump(),
+                                    key == "inode-dax" ? ", \"all\" or \"none\"" : ""));
+        } else if (key != "queues" && key != "dax-window" && key != "inode-dax" &&
+                   !value.is_string()) {
             if (key == "tag" || key == "dir" || key == "cache")
                 return fail(fmt::format("{}: {} is not a string", key, value.dump()));
-            return fail(
-                fmt::format("{}: is not a field (tag, dir, dax-window, cache, queues, "
-                            "packed, readonly, xattr)",
-                            key));
+            return fail(fmt::format("{}: {}", key, kNotAField));
         } else {
             r = set_fs_text_field(share, key, json_text(value));
         }
         if (!r) return fail(fmt::format("{}: {}", key, r.error()));
     }
-    return require_tag_and_dir(share);
+    return check_share(share);
 }
 
 template <typename Parse>
@@ -218,13 +239,13 @@ std::expected<FsShare, std::string> parse_fs_option(std::string_view text) {
             (key == "packed" ? share.packed : share.xattr) = *on;
         } else {
             if (!has_value && (key == "tag" || key == "dir" || key == "dax-window" ||
-                               key == "cache" || key == "queues"))
+                               key == "cache" || key == "queues" || key == "inode-dax"))
                 return fail(fmt::format("{}: has no value", key));
             r = set_fs_text_field(share, key, value);
         }
         if (!r) return fail(fmt::format("{}: {}", key, r.error()));
     }
-    if (auto r = require_tag_and_dir(share); !r) return std::unexpected(r.error());
+    if (auto r = check_share(share); !r) return std::unexpected(r.error());
     return share;
 }
 
@@ -375,11 +396,16 @@ Options:
                         packed=on|off     offer packed virtqueues (default off)
                         readonly[=on|off] refuse writes (default off)
                         xattr=on|off      serve extended attributes (default off)
+                        inode-dax=WHICH   files a guest mounted with dax=inode (Linux's
+                                          default) reaches through the DAX window: all,
+                                          none, or SIZE for files of at least SIZE bytes
+                                          (default none; needs dax-window)
   --config FILE       JSON file with the same fields: {{"kernel": ..., "initrd": ...,
                       "cmdline": ..., "cpus": N, "memory": "1G" or bytes,
                       "log-level": ..., "fs": [{{"tag": ..., "dir": ...,
                       "dax-window": "1G", "cache": "auto", "queues": 1,
-                      "packed": false, "readonly": false, "xattr": false}}]}}.
+                      "packed": false, "readonly": false, "xattr": false,
+                      "inode-dax": "none"}}]}}.
                       Command-line options override it; --fs adds to its shares.
   --log-level LEVEL   error, warn, info or debug (default info).
   -h, --help          this text.

@@ -13,6 +13,8 @@
 namespace vfsdax::vmm_cli {
 
 enum class CacheMode { Auto, Always, Never };
+// Which files tell a guest mounted with dax=inode (Linux's default) to use the DAX window.
+enum class InodeDaxMode { None, All, MinSize };
 enum class LogLevel { Error, Warn, Info, Debug };
 
 struct FsShare {
@@ -24,6 +26,8 @@ struct FsShare {
     bool packed = false;
     bool readonly = false;
     bool xattr = false;
+    InodeDaxMode inode_dax = InodeDaxMode::None;  // anything else needs a dax_window
+    uint64_t inode_dax_min_size = 0;              // for InodeDaxMode::MinSize
 };
 
 struct VmConfig {
@@ -50,7 +54,8 @@ inline constexpr unsigned kMaxQueues = 64;
 std::expected<uint64_t, std::string> parse_size(std::string_view text);
 
 // One --fs value:
-// "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly][,xattr=on|off]".
+// "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly][,xattr=on|off]
+// [,inode-dax=all|none|SIZE]".
 std::expected<FsShare, std::string> parse_fs_option(std::string_view text);
 
 // Merges a JSON document into `config`; `source` prefixes every error (the file name).

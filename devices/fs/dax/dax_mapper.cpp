@@ -2,10 +2,15 @@
 #include "vfsdax/fs/dax_mapper.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
+
+#include "dax/fault_windows.hpp"
 
 namespace vfsdax::fs {
 
@@ -25,6 +30,35 @@ std::expected<void, int> check_access(int fd, bool writable) {
     return {};
 }
 
+// Whether the page at `at` can be read, asked of the kernel: where a load would raise SIGBUS
+// (past the end of a shrunk file) the copy fails with EFAULT instead.
+std::expected<bool, int> readable(const std::byte* at) {
+    char byte;
+    iovec local{&byte, 1};
+    iovec remote{const_cast<std::byte*>(at), 1};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1) return true;
+    if (errno == EFAULT) return false;
+    return std::unexpected(errno);
+}
+
+// The offset of the first unreadable page of [at, at + length), whose last page is unreadable.
+// A file mapping turns unreadable at the file's end and stays so, which the search relies on.
+std::expected<uint64_t, int> first_unreadable(const std::byte* at, uint64_t length) {
+    const uint64_t page = page_size();
+    uint64_t good = 0, bad = length / page - 1;  // pages: the answer lies in [good, bad]
+    while (good < bad) {
+        const uint64_t middle = good + (bad - good) / 2;
+        auto ok = readable(at + middle * page);
+        if (!ok) return std::unexpected(ok.error());
+        if (*ok) {
+            good = middle + 1;
+        } else {
+            bad = middle;
+        }
+    }
+    return bad * page;
+}
+
 }  // namespace
 
 std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& config) {
@@ -35,7 +69,23 @@ std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& c
     auto region = SharedMemoryRegion::reserve(config.window_size);
     if (!region) return std::unexpected(region.error());
     const MappingTable::Limits limits{config.window_size, page_size(), config.max_extents};
-    return std::unique_ptr<DaxMapper>(new DaxMapper(std::move(*region), limits));
+    std::unique_ptr<DaxMapper> mapper(new DaxMapper(std::move(*region), limits));
+    if (!watch_for_faults(mapper.get())) return std::unexpected(EMFILE);
+    return mapper;
+}
+
+DaxMapper::~DaxMapper() {
+    unwatch_for_faults(this);
+}
+
+bool DaxMapper::zero_faulting_page(const void* address) noexcept {
+    const auto at = reinterpret_cast<uintptr_t>(address);
+    const auto start = reinterpret_cast<uintptr_t>(region_.host());
+    if (at < start || at - start >= region_.size()) return false;
+    const uint64_t page = page_size();
+    if (!region_.discard((at - start) / page * page, page)) return false;
+    faulted_pages_.fetch_add(1, std::memory_order_relaxed);
+    return true;
 }
 
 uint32_t DaxMapper::map_alignment() const {
@@ -47,8 +97,12 @@ std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const 
     std::vector<MappedExtent> pieces;
     pieces.reserve(extents.size());
     uint64_t total = 0;
+    const uint64_t page = page_size();
     for (const FileExtent& e : extents) {
-        pieces.push_back({e.offset, e.length});
+        struct stat st;
+        if (fstat(e.fd, &st) != 0) return std::unexpected(EBADF);
+        const auto size = static_cast<uint64_t>(st.st_size);
+        pieces.push_back({e.offset, e.length, (size + page - 1) / page * page});
         if (__builtin_add_overflow(total, e.length, &total)) total = ~uint64_t{0};
     }
     std::lock_guard lock(mutex_);
@@ -114,9 +168,54 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     if (m == nullptr) return std::unexpected(ENOENT);
     if (m->dead) return {};
     if (auto ok = region_.discard(m->offset, m->length); !ok) return ok;
-    (void)table_.kill(window_offset);
+    (void)table_.kill(m->offset, m->length);
     ++repairs_;
     return {};
+}
+
+std::expected<std::size_t, int> DaxMapper::repair_truncated(TruncationScope scope) {
+    std::lock_guard lock(mutex_);
+    auto ranges = ranges_past_end(true);
+    if (ranges && ranges->empty() && scope == TruncationScope::CutOrAnyPastEnd) {
+        ranges = ranges_past_end(false);
+    }
+    if (!ranges) return std::unexpected(ranges.error());
+    for (const WindowRange& r : *ranges) {
+        if (auto ok = region_.discard(r.offset, r.length); !ok) return std::unexpected(ok.error());
+        // Each range ends where its extent ends, so the split needs no extra extent.
+        (void)table_.kill(r.offset, r.length);
+        ++repairs_;
+    }
+    return ranges->size();
+}
+
+std::expected<std::vector<WindowRange>, int> DaxMapper::ranges_past_end(
+    bool cut_since_mapped) const {
+    std::vector<WindowRange> ranges;
+    for (const Mapping& m : table_.snapshot()) {
+        uint64_t at = m.offset;
+        for (const MappedExtent& e : m.extents) {
+            // The part to look at: where a fault means the file shrank since it was mapped, or
+            // the whole extent.
+            uint64_t length = e.length;
+            if (cut_since_mapped) {
+                const uint64_t end = e.file_end_when_mapped;
+                length = end > e.file_offset ? std::min(e.length, end - e.file_offset) : 0;
+            }
+            const std::byte* host = region_.host() + at;
+            if (length > 0) {
+                auto intact = readable(host + length - page_size());
+                if (!intact) return std::unexpected(intact.error());
+                if (!*intact) {
+                    auto cut = first_unreadable(host, length);
+                    if (!cut) return std::unexpected(cut.error());
+                    ranges.push_back({at + *cut, e.length - *cut});
+                }
+            }
+            at += e.length;
+        }
+    }
+    return ranges;
 }
 
 std::expected<void, int> DaxMapper::reset() {
@@ -133,7 +232,8 @@ DaxStats DaxMapper::stats() const {
                     table_.bytes_mapped(),
                     setups_,
                     removals_,
-                    repairs_};
+                    repairs_,
+                    faulted_pages_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace vfsdax::fs

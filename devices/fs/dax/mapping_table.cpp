@@ -21,7 +21,10 @@ Mapping slice(const Mapping& m, uint64_t from, uint64_t to) {
         const uint64_t end = start + e.length;
         const uint64_t lo = std::max(from, start);
         const uint64_t hi = std::min(to, end);
-        if (lo < hi) piece.extents.push_back({e.file_offset + (lo - start), hi - lo});
+        if (lo < hi) {
+            piece.extents.push_back(
+                {e.file_offset + (lo - start), hi - lo, e.file_end_when_mapped});
+        }
         start = end;
     }
     return piece;
@@ -113,11 +116,17 @@ bool MappingTable::occupied(uint64_t offset, uint64_t length) const {
     return next != mappings_.end() && next->first < end;
 }
 
-std::expected<void, int> MappingTable::kill(uint64_t offset) {
-    const Mapping* m = find(offset);
-    if (m == nullptr) return std::unexpected(ENOENT);
-    mappings_.at(m->offset).dead = true;
-    return {};
+std::expected<void, int> MappingTable::kill(uint64_t offset, uint64_t length) {
+    if (auto ok = check_range(offset, length); !ok) return ok;
+    const uint64_t end = offset + length;
+    Cut cut = plan_cut(offset, end);
+    for (uint64_t key : cut.removed) {
+        const Mapping& m = mappings_.at(key);
+        const uint64_t from = std::max(m.offset, offset);
+        const uint64_t to = std::min(m.offset + m.length, end);
+        cut.remnants.push_back(Mapping{from, to - from, m.owner, m.writable, true, {}});
+    }
+    return apply(cut, 0);
 }
 
 std::vector<WindowRange> MappingTable::writable_ranges(std::optional<uint64_t> owner) const {

@@ -22,6 +22,9 @@ using vfsdax::fs::FileExtent;
 
 namespace {
 
+constexpr auto kScan = DaxMapper::TruncationScope::CutSinceMapped;
+constexpr auto kAfterFault = DaxMapper::TruncationScope::CutOrAnyPastEnd;
+
 constexpr uint64_t kUnit = DaxMapper::kWindowUnit;
 constexpr uint64_t kTop = ~uint64_t{0};
 
@@ -298,6 +301,80 @@ TEST_CASE("after the host truncates a mapped file, repair turns the range into z
     CHECK(mapper->stats().mappings_dead == 0);
 }
 
+TEST_CASE("repair_truncated repairs exactly what the host cut off a mapped file") {
+    TempFile big(16), small(1), other(4);
+    REQUIRE(ftruncate(small.fd(), 100) == 0);
+    auto mapper = make_mapper();
+    std::byte* big_at = mapper->window() + kUnit;
+    std::byte* small_at = mapper->window() + 2 * kUnit;
+    REQUIRE(mapper->map(kUnit, whole(big.fd(), 0, 16 * P), true, 1));
+    // A small file's mapping reaches past its end from the start, as the guest's 2 MiB ranges
+    // do; the guest reads that tail only once the file grew, so it must stay mapped.
+    REQUIRE(mapper->map(2 * kUnit, whole(small.fd(), 0, 4 * P), false, 2));
+
+    REQUIRE(ftruncate(big.fd(), P + 1) == 0);  // the page holding the new end stays readable
+    CHECK(mapper->repair_truncated(kScan) == 1u);
+    CHECK(all_zero(big_at + 2 * P, 14 * P));  // a plain load: SIGBUS here would end the test
+    CHECK(matches_file(big_at, 0, P + 1));
+    const unsigned char mark = 0x5a;
+    REQUIRE(pwrite(big.fd(), &mark, 1, 10) == 1);
+    CHECK(static_cast<unsigned char>(big_at[10]) == mark);  // still the file, not a copy
+    CHECK_FALSE(kernel_can_read(small_at + P));             // not the small file's tail
+    auto stats = mapper->stats();
+    CHECK(stats.repairs == 1);
+    CHECK(stats.mappings_live == 2);
+    CHECK(stats.mappings_dead == 1);
+    CHECK(stats.bytes_mapped == 2 * P + 4 * P);
+
+    // The small file grows: the guest reads the new part through its old mapping.
+    std::vector<unsigned char> page(P, 0x77);
+    REQUIRE(pwrite(small.fd(), page.data(), P, 3 * P) == static_cast<ssize_t>(P));
+    CHECK(static_cast<unsigned char>(small_at[3 * P + 5]) == 0x77);
+    CHECK(mapper->repair_truncated(kAfterFault) == 0u);
+
+    // The guest's REMOVEMAPPING of its whole range takes the live and the dead part.
+    REQUIRE(mapper->unmap(kUnit, 16 * P));
+    CHECK(mapper->stats().mappings_dead == 0);
+    CHECK(mapper->stats().mappings_live == 1);
+}
+
+TEST_CASE("repair_truncated cuts one extent of a multi-extent mapping and keeps the next") {
+    TempFile first(4), second(4);
+    auto mapper = make_mapper();
+    const std::vector<FileExtent> extents{{first.fd(), 0, 4 * P}, {second.fd(), 0, 4 * P}};
+    REQUIRE(mapper->map(0, extents, false, 1));
+    CHECK(mapper->repair_truncated(kAfterFault) ==
+          0u);  // nothing past the end: the fault is elsewhere
+    CHECK(mapper->stats().repairs == 0);
+    REQUIRE(ftruncate(first.fd(), P) == 0);
+    CHECK(mapper->repair_truncated(kAfterFault) == 1u);
+    CHECK(matches_file(mapper->window(), 0, P));
+    CHECK(all_zero(mapper->window() + P, 3 * P));
+    CHECK(matches_file(mapper->window() + 4 * P, 0, 4 * P));
+    CHECK(mapper->stats().mappings_live == 2);
+    CHECK(mapper->stats().extents == 2);
+}
+
+TEST_CASE("without a range cut since mapped, repair_truncated takes every tail past the end") {
+    // The file was small when mapped, grew, and shrank again: which tail the guest touched
+    // cannot be told, so every range past its end is repaired rather than fault forever.
+    TempFile file(1), intact(2);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 4 * P), false, 1));
+    REQUIRE(mapper->map(kUnit, whole(intact.fd(), 0, 2 * P), false, 2));
+    REQUIRE(ftruncate(file.fd(), 4 * P) == 0);
+    REQUIRE(ftruncate(file.fd(), 2 * P) == 0);
+    // A periodic scan repairs only what was certainly cut, and that is none of these.
+    CHECK(mapper->repair_truncated(kScan) == 0u);
+    CHECK(kernel_can_read(mapper->window() + P));
+    CHECK(mapper->repair_truncated(kAfterFault) == 1u);
+    CHECK(matches_file(mapper->window(), 0, P));
+    CHECK(all_zero(mapper->window() + 2 * P, 2 * P));
+    CHECK(matches_file(mapper->window() + kUnit, 0, 2 * P));
+    CHECK(mapper->stats().mappings_dead == 1);
+    CHECK(mapper->repair_truncated(kAfterFault) == 0u);
+}
+
 TEST_CASE("reset drops every mapping and zeroes the window") {
     TempFile file(2);
     auto mapper = make_mapper();
@@ -330,7 +407,12 @@ TEST_CASE("worker threads map and unmap their own ranges concurrently") {
             }
         });
     }
+    // The VMM's repair walks the table while the workers change it; nothing is cut off.
+    std::size_t repaired = 0;
+    for (int round = 0; round < kRounds; ++round)
+        repaired += mapper->repair_truncated(kAfterFault).value_or(1);
     for (auto& worker : workers) worker.join();
+    CHECK(repaired == 0);
     CHECK(failures == std::vector<int>(kThreads, 0));
     auto stats = mapper->stats();
     CHECK(stats.setups == kThreads * kRounds);

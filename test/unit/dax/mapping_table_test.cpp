@@ -268,9 +268,10 @@ TEST_CASE("dead mappings stay until removed, are not synced, and split like live
     REQUIRE(table.insert(0, pages(0, 8), true, 1));
     REQUIRE(table.insert(8 * P, pages(0, 8), true, 1));
     REQUIRE(table.insert(16 * P, pages(0, 8), true, 2));
-    CHECK(error_of(table.kill(64 * P)) == ENOENT);
-    REQUIRE(table.kill(3 * P));
+    REQUIRE(table.kill(0, 8 * P));
     CHECK(table.find(0)->dead);
+    CHECK(table.find(0)->extents.empty());
+    CHECK(table.extents() == 2);
     CHECK_FALSE(table.find(8 * P)->dead);
     CHECK(table.find(24 * P) == nullptr);
     CHECK(table.live_mappings() == 2);
@@ -288,4 +289,46 @@ TEST_CASE("dead mappings stay until removed, are not synced, and split like live
     table.clear();
     CHECK(table.snapshot().empty());
     CHECK(table.extents() == 0);
+}
+
+TEST_CASE("killing part of a mapping leaves the rest live, with its extents") {
+    auto table = make_table(4);
+    const Extents extents{{40 * P, 4 * P, 44 * P}, {7 * P, 4 * P, 8 * P}};
+    REQUIRE(table.insert(16 * P, extents, true, 3));
+    SECTION("the tail of the first extent: no extra extent needed") {
+        REQUIRE(table.kill(18 * P, 2 * P));
+        const auto all = table.snapshot();
+        REQUIRE(all.size() == 3);
+        check_mapping(all[0], 16 * P, 2 * P, 3, true, {{40 * P, 2 * P, 44 * P}});
+        CHECK(all[1].offset == 18 * P);
+        CHECK(all[1].length == 2 * P);
+        CHECK(all[1].dead);
+        CHECK(all[1].extents.empty());
+        check_mapping(all[2], 20 * P, 4 * P, 3, true, {{7 * P, 4 * P, 8 * P}});
+        CHECK(table.extents() == 2);
+        CHECK(table.bytes_mapped() == 6 * P);
+        CHECK(table.writable_ranges(3) ==
+              std::vector<WindowRange>{{16 * P, 2 * P}, {20 * P, 4 * P}});
+    }
+    SECTION("the middle of an extent splits it in two, within the limit") {
+        REQUIRE(table.kill(17 * P, P));
+        CHECK(table.extents() == 3);
+        CHECK(table.find(17 * P)->dead);
+        check_mapping(*table.find(18 * P), 18 * P, 6 * P, 3, true,
+                      {{42 * P, 2 * P, 44 * P}, {7 * P, 4 * P, 8 * P}});
+    }
+    SECTION("a split beyond the extent limit changes nothing") {
+        REQUIRE(table.insert(0, pages(0, 2), false, 4));
+        REQUIRE(table.insert(2 * P, pages(9, 2), false, 4));
+        CHECK(error_of(table.kill(17 * P, P)) == ENOSPC);
+        CHECK_FALSE(table.find(17 * P)->dead);
+        CHECK(table.extents() == 4);
+    }
+    SECTION("ranges are checked like removals; unmapped parts are fine") {
+        CHECK(error_of(table.kill(17 * P, 0)) == EINVAL);
+        CHECK(error_of(table.kill(17 * P + 1, P)) == EINVAL);
+        CHECK(error_of(table.kill(kMax - P + 1, P)) == EINVAL);
+        REQUIRE(table.kill(100 * P, P));
+        CHECK(table.snapshot().size() == 1);
+    }
 }

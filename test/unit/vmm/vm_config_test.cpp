@@ -50,7 +50,7 @@ TEST_CASE("sizes take binary suffixes and reject junk") {
 TEST_CASE("a full --fs value parses into every field") {
     auto share = parse_fs_option(
         "tag=data,dir=/srv,dax-window=1G,cache=never,queues=4,packed=on,readonly,"
-        "xattr=on");
+        "xattr=on,inode-dax=1M");
     REQUIRE(share);
     CHECK(share->tag == "data");
     CHECK(share->dir == "/srv");
@@ -60,6 +60,8 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK(share->packed);
     CHECK(share->readonly);
     CHECK(share->xattr);
+    CHECK(share->inode_dax == InodeDaxMode::MinSize);
+    CHECK(share->inode_dax_min_size == 1ull << 20);
 
     auto plain = parse_fs_option("dir=/srv,tag=t");
     REQUIRE(plain);
@@ -69,6 +71,20 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK_FALSE(plain->packed);
     CHECK_FALSE(plain->readonly);
     CHECK_FALSE(plain->xattr);
+    CHECK(plain->inode_dax == InodeDaxMode::None);
+}
+
+TEST_CASE("inode-dax takes all, none or a minimum file size") {
+    auto all = parse_fs_option("tag=t,dir=/srv,inode-dax=all,dax-window=2M");
+    REQUIRE(all);
+    CHECK(all->inode_dax == InodeDaxMode::All);
+    auto none = parse_fs_option("tag=t,dir=/srv,inode-dax=none");
+    REQUIRE(none);
+    CHECK(none->inode_dax == InodeDaxMode::None);
+    auto bytes = parse_fs_option("tag=t,dir=/srv,dax-window=2M,inode-dax=4096");
+    REQUIRE(bytes);
+    CHECK(bytes->inode_dax == InodeDaxMode::MinSize);
+    CHECK(bytes->inode_dax_min_size == 4096);
 }
 
 TEST_CASE("every bad --fs field is named with the reason") {
@@ -92,6 +108,10 @@ TEST_CASE("every bad --fs field is named with the reason") {
         {"tag=t,dir=/srv,packed", "packed: \"\" is not on or off"},
         {"tag=t,dir=/srv,readonly=maybe", "readonly: \"maybe\" is not on or off"},
         {"tag=t,dir=/srv,xattr", "xattr: \"\" is not on or off"},
+        {"tag=t,dir=/srv,dax-window=2M,inode-dax=some",
+         "inode-dax: \"some\" is not all, none or a file size (such as 1M)"},
+        {"tag=t,dir=/srv,dax-window=2M,inode-dax", "inode-dax: has no value"},
+        {"tag=t,dir=/srv,inode-dax=all", "inode-dax: needs a dax-window"},
         {"tag=t,dir=/srv,colour=red", "colour: is not a field"},
         {"tag=t,dir=/srv,tag=u", "tag: is given twice"},
         {"tag,dir=/srv", "tag: has no value"},
@@ -145,8 +165,8 @@ TEST_CASE("JSON config with every field") {
         "kernel": "bz", "initrd": "rd", "cmdline": "quiet", "cpus": 2, "memory": "2G",
         "log-level": "warn",
         "fs": [{"tag": "a", "dir": "/x", "dax-window": "512M", "cache": "always", "queues": 2,
-                "packed": true, "readonly": true},
-               {"tag": "b", "dir": "/y", "dax-window": 2097152}]})"),
+                "packed": true, "readonly": true, "inode-dax": "all"},
+               {"tag": "b", "dir": "/y", "dax-window": 2097152, "inode-dax": 65536}]})"),
                         "vm.json", config);
     REQUIRE(r);
     CHECK(config.kernel == "bz");
@@ -163,6 +183,9 @@ TEST_CASE("JSON config with every field") {
     CHECK(config.fs[0].readonly);
     CHECK(config.fs[1].dax_window == 2ull << 20);
     CHECK(config.fs[1].cache == CacheMode::Auto);
+    CHECK(config.fs[0].inode_dax == InodeDaxMode::All);
+    CHECK(config.fs[1].inode_dax == InodeDaxMode::MinSize);
+    CHECK(config.fs[1].inode_dax_min_size == 65536);
 
     VmConfig bytes;
     REQUIRE(apply_json(nlohmann::json::parse(R"({"memory": 268435456})"), "vm.json", bytes));
@@ -198,6 +221,14 @@ TEST_CASE("every bad JSON field is named with the file and the reason") {
           "vm.json: fs[0]: dax-window: 1M is not a multiple of 2 MiB");
     CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "dax-window": false}]})") ==
           "vm.json: fs[0]: dax-window: false is not a size");
+    CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "dax-window": "2M",
+                              "inode-dax": true}]})") ==
+          "vm.json: fs[0]: inode-dax: true is not a size, \"all\" or \"none\"");
+    CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "inode-dax": "all"}]})") ==
+          "vm.json: fs[0]: inode-dax: needs a dax-window (files reach DAX only through one)");
+    CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "dax-window": "2M",
+                              "inode-dax": "big"}]})") ==
+          "vm.json: fs[0]: inode-dax: \"big\" is not all, none or a file size (such as 1M)");
     CHECK_THAT(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "mode": "fast"}]})"),
                Catch::StartsWith("vm.json: fs[0]: mode: is not a field"));
 }
@@ -256,8 +287,9 @@ TEST_CASE("validation: kernel required, tags unique, directories exist") {
 
 TEST_CASE("--help names every option and share field") {
     const std::string help = help_text("vfsdax-vmm");
-    for (const char* word : {"--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--fs",
-                             "--config", "--log-level", "--help", "tag=", "dir=", "dax-window=",
-                             "cache=", "queues=", "packed=", "readonly"})
+    for (const char* word :
+         {"--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--fs", "--config",
+          "--log-level", "--help", "tag=", "dir=", "dax-window=", "cache=", "queues=", "packed=",
+          "readonly", "xattr=", "inode-dax=", "\"inode-dax\""})
         CHECK_THAT(help, Catch::Contains(word));
 }

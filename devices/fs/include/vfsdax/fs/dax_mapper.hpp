@@ -1,6 +1,7 @@
 // DaxMapper: the virtio-fs DAX window (shared memory region 0) behind the FUSE server's Mapper.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -8,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "vfsdax/fs/mapper.hpp"
 #include "vfsdax/fs/mapping_table.hpp"
@@ -23,6 +25,7 @@ struct DaxStats {
     uint64_t setups = 0;        // successful map() calls
     uint64_t removals = 0;      // successful unmap() calls (REMOVEMAPPING entries)
     uint64_t repairs = 0;
+    uint64_t faulted_pages = 0;  // device accesses past a truncated end, zeroed by the handler
 };
 
 // Ties the mapping table to the host window. Every call may come from any thread (FUSE
@@ -45,8 +48,11 @@ public:
         std::size_t max_extents = kDefaultMaxExtents;
     };
 
-    // Reserves the window. EINVAL for a bad size or a zero extent limit; mmap's errno otherwise.
+    // Reserves the window. EINVAL for a bad size or a zero extent limit; EMFILE when the
+    // process has too many windows for the fault handler (dax_fault_handler.hpp) to watch;
+    // mmap's errno otherwise.
     static std::expected<std::unique_ptr<DaxMapper>, int> create(const Config& config);
+    ~DaxMapper() override;
 
     std::byte* window() const { return region_.host(); }
     uint64_t window_size() const override { return region_.size(); }
@@ -75,6 +81,42 @@ public:
     // the window.
     std::expected<void, int> repair(uint64_t window_offset);
 
+    // Which mapped ranges repair_truncated() may replace.
+    enum class TruncationScope {
+        // Only ranges that could be read when they were mapped and no longer can: the host
+        // shrank the file under the guest. Safe to run at any time (the VMM scans periodically).
+        CutSinceMapped,
+        // Those; or, when there are none, every mapped range past its file's end. For after a
+        // guest fault the first scope does not explain (the file grew after it was mapped,
+        // then shrank).
+        CutOrAnyPastEnd,
+    };
+
+    // For the VMM, which cannot always name the faulting address: Linux before 6.8 reports a
+    // window page it cannot fault in only as an EFAULT from KVM_RUN, and while the guest has
+    // interrupts on its asynchronous page faults retry such a page inside KVM_RUN, never
+    // returning at all. Finds the mapped file ranges that lie past their file's end (see
+    // `scope`) and makes each of them, from its first page past the end, anonymous memory
+    // marked dead. Returns how many ranges it repaired; 0 when nothing is broken.
+    //
+    // Mappings of small files reach past the end normally (the guest maps 2 MiB ranges), and
+    // the guest may read such a tail through the window once the file grows again; a repaired
+    // tail would read zeros then, which is why CutSinceMapped leaves them alone.
+    //
+    // Each mapped range is probed by copying one byte with process_vm_readv, which fails with
+    // EFAULT where a load would raise SIGBUS: the kernel's own verdict, with no fd to keep per
+    // mapped file. The end of the file is found by binary search, so a range costs one probe
+    // when intact and about log2(its pages) when cut. Holds the lock throughout, so no FUSE
+    // request remaps a range between its probe and its repair. Errors: the errno of a probe
+    // that failed for another reason than EFAULT, or of replacing a range.
+    std::expected<std::size_t, int> repair_truncated(TruncationScope scope);
+
+    // For the SIGBUS handler of dax_fault_handler.hpp only (async-signal-safe, takes no lock):
+    // when `address` lies in this window, its page becomes anonymous zeros and true is
+    // returned. The mapping table is not touched; the periodic scan or the guest's
+    // REMOVEMAPPING tidies the rest of the range.
+    bool zero_faulting_page(const void* address) noexcept;
+
     // Device reset: every mapping goes, the whole window reads as zeros again.
     std::expected<void, int> reset() override;
 
@@ -84,6 +126,9 @@ private:
     DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits)
         : region_(std::move(region)), table_(limits) {}
     std::expected<void, int> sync_ranges(std::optional<uint64_t> owner);
+    // The ranges repair_truncated() replaces: those cut since mapped when `cut_since_mapped`,
+    // else every mapped range past its file's end. Caller holds mutex_.
+    std::expected<std::vector<WindowRange>, int> ranges_past_end(bool cut_since_mapped) const;
 
     mutable std::mutex mutex_;
     SharedMemoryRegion region_;
@@ -91,6 +136,7 @@ private:
     uint64_t setups_ = 0;
     uint64_t removals_ = 0;
     uint64_t repairs_ = 0;
+    std::atomic<uint64_t> faulted_pages_{0};
 };
 
 }  // namespace vfsdax::fs

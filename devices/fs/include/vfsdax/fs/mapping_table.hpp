@@ -16,6 +16,9 @@ namespace vfsdax::fs {
 struct MappedExtent {
     uint64_t file_offset = 0;
     uint64_t length = 0;
+    // Where the file ended (page-rounded) when this was mapped: the part below could be read
+    // then, so a fault there now means the host shrank the file under the guest. 0: unknown.
+    uint64_t file_end_when_mapped = 0;
 
     bool operator==(const MappedExtent&) const = default;
 };
@@ -29,8 +32,8 @@ struct WindowRange {
 };
 
 // One mapping: `extents` lie back to back from `offset` and add up to `length`. A dead mapping
-// lost its file (the host truncated it under the guest) and is anonymous memory now; it stays
-// in the table so the guest's later REMOVEMAPPING of it still finds it.
+// lost its file (the host truncated it under the guest) and is anonymous memory now, so it has
+// no extents; it stays in the table so the guest's later REMOVEMAPPING of it still finds it.
 struct Mapping {
     uint64_t offset = 0;
     uint64_t length = 0;
@@ -71,8 +74,11 @@ public:
     // Whether any mapping overlaps [offset, offset + length); a range running past the end of
     // the address space is taken to end there.
     bool occupied(uint64_t offset, uint64_t length) const;
-    // Marks the mapping holding `offset` dead; ENOENT if none does.
-    std::expected<void, int> kill(uint64_t offset);
+    // Marks [offset, offset + length) dead: mappings it cuts through split at its edges as in
+    // remove(), and the part inside stays as a dead mapping. EINVAL for a bad range; ENOSPC if
+    // the split needs more extents than the limit allows (never when the range ends where an
+    // extent ends, as the past-the-end part of a truncated file does).
+    std::expected<void, int> kill(uint64_t offset, uint64_t length);
     // The live, writable mappings of `owner` (of every owner if none is given): what the guest
     // may have dirtied through the window.
     std::vector<WindowRange> writable_ranges(std::optional<uint64_t> owner) const;

@@ -1,0 +1,89 @@
+// DAX fault handler: a device-side access past a truncated file's end in the window reads
+// zeros instead of killing the process; a SIGBUS anywhere else still kills it.
+#include "vfsdax/fs/dax_fault_handler.hpp"
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "dax_fixtures.hpp"
+#include "vfsdax/fs/dax_mapper.hpp"
+
+using namespace dax_test;
+using vfsdax::fs::DaxMapper;
+using vfsdax::fs::FileExtent;
+
+namespace {
+
+std::unique_ptr<DaxMapper> make_mapper() {
+    auto mapper = DaxMapper::create({DaxMapper::kWindowUnit, 16});
+    REQUIRE(mapper.has_value());
+    return std::move(*mapper);
+}
+
+}  // namespace
+
+TEST_CASE("device copies from and to a truncated window page see zeros, once per page") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());  // again: harmless
+    TempFile file(4);
+    auto mapper = make_mapper();
+    const FileExtent extent{file.fd(), 0, 4 * P};
+    REQUIRE(mapper->map(0, {&extent, 1}, true, 1));
+    REQUIRE(ftruncate(file.fd(), P) == 0);
+    std::byte* window = mapper->window();
+    REQUIRE_FALSE(kernel_can_read(window + 2 * P));
+
+    // What a ChainReader does with a request header in the window: a plain memcpy.
+    std::vector<std::byte> copy(64, std::byte{0xff});
+    std::memcpy(copy.data(), window + 2 * P + 8, copy.size());
+    CHECK(all_zero(copy.data(), copy.size()));
+    CHECK(mapper->stats().faulted_pages == 1);
+    // And a reply written there.
+    std::memset(window + 3 * P, 0x42, 16);
+    CHECK(static_cast<unsigned char>(window[3 * P + 15]) == 0x42);
+    CHECK(mapper->stats().faulted_pages == 2);
+    // The pages still inside the file are the file's.
+    CHECK(matches_file(window, 0, P));
+    CHECK(mapper->stats().mappings_live == 1);
+}
+
+TEST_CASE("a SIGBUS outside every window still ends the process") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    auto mapper = make_mapper();  // a watched window elsewhere must not swallow the fault
+    TempFile file(2);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        void* at = mmap(nullptr, 2 * P, PROT_READ, MAP_SHARED, file.fd(), 0);
+        if (at == MAP_FAILED || ftruncate(file.fd(), 0) != 0) _exit(2);
+        volatile const char* bytes = static_cast<const char*>(at);
+        (void)bytes[P];
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    // Killed by SIGBUS, or (under ASan, whose handler we chain to) reported and exited.
+    CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGBUS);
+}
+
+TEST_CASE("windows are watched from creation to destruction") {
+    std::vector<std::unique_ptr<DaxMapper>> mappers;
+    for (;;) {
+        auto made = DaxMapper::create({DaxMapper::kWindowUnit, 1});
+        if (!made) {
+            CHECK(made.error() == EMFILE);
+            break;
+        }
+        mappers.push_back(std::move(*made));
+        REQUIRE(mappers.size() <= 64);
+    }
+    CHECK_FALSE(mappers.empty());
+    mappers.pop_back();  // frees a slot
+    CHECK(DaxMapper::create({DaxMapper::kWindowUnit, 1}).has_value());
+}
