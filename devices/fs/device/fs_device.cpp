@@ -17,6 +17,10 @@ namespace {
 // Linux reserves this many descriptors of a chain for headers (FUSE_HEADER_OVERHEAD).
 constexpr uint32_t kHeaderDescriptors = 4;
 constexpr uint32_t kPageSize = 4096;
+// Requests a worker serves from one queue in a row before the pool's other jobs (other
+// queues' drains) get their turn: few enough that hiprio never waits long behind a full
+// request queue, enough that a busy queue costs one post per turn rather than per request.
+constexpr unsigned kRequestsPerTurn = 16;
 
 FuseOptions bounded_fuse_options(const FsDeviceOptions& options) {
     FuseOptions fuse = options.fuse;
@@ -143,12 +147,13 @@ std::expected<void, std::string> FsDevice::activate(
         slots_.push_back(std::move(slot));
     }
     pool_ = std::make_unique<Pool>();
-    for (unsigned i = 0; i < options_.threads; ++i) {
-        pool_->threads.emplace_back([io = &pool_->io] { io->run(); });
-    }
-    // Buffers made available before DRIVER_OK are served without waiting for a kick.
+    // Buffers made available before DRIVER_OK are served without waiting for a kick, queue by
+    // queue in index order: posted before any worker runs, so no queue overtakes another.
     for (auto& slot : slots_) {
         if (slot->queue) post_drain(*slot);
+    }
+    for (unsigned i = 0; i < options_.threads; ++i) {
+        pool_->threads.emplace_back([io = &pool_->io] { io->run(); });
     }
     return {};
 }
@@ -180,6 +185,21 @@ void FsDevice::post_drain(Slot& slot) {
 
 void FsDevice::drain(Slot& slot) {
     slot.drain_posted = false;
+    // A reset stops the pool: the turn ends with the request in hand.
+    for (unsigned served = 0; served < kRequestsPerTurn && !pool_->io.stopped(); ++served) {
+        auto request = pop(slot);
+        if (!request) return;
+        // Leader/follower: an idle worker joins while this one serves. When every worker is
+        // busy the drain stays queued, each worker loops here, and a full ring is served
+        // with no post or wake-up per request.
+        post_drain(slot);
+        server_.handle(std::move(request));
+    }
+    // Other queues' drains waiting in the pool get their turn before this one goes on.
+    post_drain(slot);
+}
+
+std::unique_ptr<FsDevice::Request> FsDevice::pop(Slot& slot) {
     auto request = std::make_unique<Request>(*this, slot);
     {
         std::lock_guard lock(slot.mutex);
@@ -188,19 +208,22 @@ void FsDevice::drain(Slot& slot) {
         queue.disable_notifications();
         for (;;) {
             auto popped = queue.pop(request->chain());
-            if (!popped) return broken();
+            if (!popped) {
+                broken();
+                return nullptr;
+            }
             if (*popped) break;
             auto again = queue.enable_notifications();
-            if (!again) return broken();
-            if (!*again) return;
+            if (!again) {
+                broken();
+                return nullptr;
+            }
+            if (!*again) return nullptr;
             queue.disable_notifications();
         }
     }
     request->start();
-    // Leader/follower: another worker pops the next request while this one serves its own,
-    // so a full ring spreads over the pool without a hand-off per request.
-    post_drain(slot);
-    server_.handle(std::move(request));
+    return request;
 }
 
 void FsDevice::complete(Slot& slot, const virtio::DescriptorChain& chain, uint32_t written) {

@@ -46,7 +46,10 @@ std::string slurp(const std::filesystem::path& p) {
 // The guest: split queues over TestMemory, a FUSE client per queue, the device under test.
 class Guest {
 public:
-    explicit Guest(FsDeviceOptions options = default_options(), bool negotiate_notification = false)
+    // Without `activate_now`, requests submitted before activate() wait in the rings, as
+    // buffers a driver makes available before DRIVER_OK.
+    explicit Guest(FsDeviceOptions options = default_options(), bool negotiate_notification = false,
+                   bool activate_now = true)
         : memory_(64 << 20), backend_(fs::make_passthrough({.root = dir.path().string()}).value()) {
         auto device = FsDevice::create(options, *backend_);
         REQUIRE(device);
@@ -55,18 +58,21 @@ public:
         if (!negotiate_notification) {
             features_ &= ~virtio::feature_bit(virtio::kFsFeatureNotification);
         }
-        std::vector<std::unique_ptr<virtio::Queue>> queues;
         for (std::size_t i = 0; i < device_->queue_max_sizes().size(); ++i) {
             clients_.push_back(std::make_unique<FuseQueueClient>(
                 memory_, 128, features_, 64, (1 << 17) + 4096, (1 << 17) + 4096));
             auto q = virtio::activate_queue(clients_.back()->driver().config(), memory_.memory(),
                                             features_);
             REQUIRE(q);
-            queues.push_back(std::move(*q));
+            queues_.push_back(std::move(*q));
         }
-        REQUIRE(device_->activate(memory_.memory(), interrupt, features_, std::move(queues)));
+        if (activate_now) activate();
     }
     ~Guest() { device_->reset(); }
+
+    void activate() {
+        REQUIRE(device_->activate(memory_.memory(), interrupt, features_, std::move(queues_)));
+    }
 
     static FsDeviceOptions default_options() {
         FsDeviceOptions o;
@@ -160,6 +166,7 @@ private:
     std::unique_ptr<FsDevice> device_;
     uint64_t features_ = 0;
     std::vector<std::unique_ptr<FuseQueueClient>> clients_;
+    std::vector<std::unique_ptr<virtio::Queue>> queues_;  // until activate()
     std::atomic<uint64_t> next_unique_{0};
     std::mutex mutex_;
     std::map<uint64_t, uint16_t> head_of_;
@@ -621,6 +628,39 @@ TEST_CASE("two request queues served concurrently, replies on their own queue", 
     CHECK(failures == 0);
     CHECK(g.interrupt.used[1] > 0);
     CHECK(g.interrupt.used[2] > 0);
+}
+
+TEST_CASE("a full request queue does not starve another one", "[fs_device]") {
+    FsDeviceOptions o = Guest::default_options();
+    o.num_request_queues = 2;
+    o.threads = 1;  // one worker: the order it serves the queues in is the order of node ids
+    Guest g(o, false, false);
+    // The backend numbers inodes as it first looks them up, so node ids show the service order.
+    constexpr int kBusy = 63;  // with INIT, every request slot of queue 1
+    for (int i = 0; i <= kBusy; ++i) std::ofstream(g.dir / ("f" + std::to_string(i)));
+    fuse_init_in in{7, 37, 0, 0, 0, {}};
+    const uint64_t init = g.submit(1, FUSE_INIT, 0, {bytes_of(in)});
+    std::vector<uint64_t> busy;
+    for (int i = 1; i <= kBusy; ++i) {
+        busy.push_back(g.submit(1, FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f" + std::to_string(i))}));
+    }
+    const uint64_t other = g.submit(2, FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f0")});
+    g.activate();
+    auto init_reply = g.wait(1, init);
+    REQUIRE(init_reply);
+    REQUIRE(init_reply->error() == 0);
+    uint64_t last_busy = 0;
+    for (uint64_t id : busy) {
+        auto reply = g.wait(1, id);
+        REQUIRE(reply);
+        REQUIRE(reply->error() == 0);
+        last_busy = std::max(last_busy, reply->as<fuse_entry_out>().nodeid);
+    }
+    auto reply = g.wait(2, other);
+    REQUIRE(reply);
+    REQUIRE(reply->error() == 0);
+    // Served while queue 1 still had requests waiting, not after the last of them.
+    CHECK(reply->as<fuse_entry_out>().nodeid < last_busy);
 }
 
 TEST_CASE("with VIRTIO_FS_F_NOTIFICATION negotiated the request queue is 2", "[fs_device]") {

@@ -75,7 +75,10 @@ public:
 private:
     FsDevice(const FsDeviceOptions& options, FileSystem& fs, Mapper* mapper);
     void post_drain(Slot& slot);
+    // Serves up to a turn's worth of requests from the slot, then queues itself again.
     void drain(Slot& slot);
+    // The next available request, or null when the ring is empty (kicks back on) or broken.
+    std::unique_ptr<Request> pop(Slot& slot);
     void complete(Slot& slot, const virtio::DescriptorChain& chain, uint32_t written);
     void broken();
 
