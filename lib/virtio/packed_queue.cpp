@@ -20,6 +20,13 @@ constexpr uint16_t kWrapBit = 1u << VRING_PACKED_EVENT_F_WRAP_CTR;
 constexpr uint64_t kDescSize = sizeof(vring_packed_desc);
 static_assert(kDescSize == 16 && sizeof(vring_packed_desc_event) == 4);
 
+// A ring field (host-aligned, checked at activation), read once by an atomic load the compiler
+// can neither repeat nor split.
+template <typename T>
+[[gnu::always_inline]] inline T load_relaxed(const T& field) {
+    return std::atomic_ref(const_cast<T&>(field)).load(std::memory_order_relaxed);
+}
+
 // One descriptor, copied out of guest memory once: every check and every use reads the copy.
 struct Desc {
     uint64_t addr;
@@ -31,10 +38,8 @@ struct Desc {
 // A ring descriptor (host-aligned, checked at activation): each field is read once, by an
 // atomic load the compiler can neither repeat nor split. Flags come from the caller's load.
 [[gnu::always_inline]] inline Desc load_ring_desc(const vring_packed_desc& d, uint16_t flags) {
-    return {le64toh(std::atomic_ref(const_cast<__le64&>(d.addr)).load(std::memory_order_relaxed)),
-            le32toh(std::atomic_ref(const_cast<__le32&>(d.len)).load(std::memory_order_relaxed)),
-            le16toh(std::atomic_ref(const_cast<__le16&>(d.id)).load(std::memory_order_relaxed)),
-            flags};
+    return {le64toh(load_relaxed(d.addr)), le32toh(load_relaxed(d.len)),
+            le16toh(load_relaxed(d.id)), flags};
 }
 
 inline uint16_t load_flags(const vring_packed_desc& d, std::memory_order order) {
@@ -116,8 +121,9 @@ PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uin
       avail_bits_(kAvail),  // both wrap counters start at 1 (2.8.1)
       used_bits_(kAvail | kUsed),
       fast_limit_(
-          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
-      in_flight_(size, 0) {}
+          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))) {
+    std::fill_n(in_flight_.begin(), size, kFree);
+}
 
 bool PackedQueue::available_at(uint16_t slot) const {
     // Acquire: the rest of the descriptor (and of its list) is read after the flags.
@@ -125,27 +131,39 @@ bool PackedQueue::available_at(uint16_t slot) const {
 }
 
 std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
-    if (broken_) [[unlikely]]
-        return std::unexpected(QueueError::Broken);
-    const uint32_t size = size_;
     const uint32_t slot = next_avail_;
     // Acquire: the rest of the list is read after the first descriptor's flags, which the
     // driver writes last. Every later read uses this value, whatever the guest writes since.
     const uint16_t flags = load_flags(ring_[slot], std::memory_order_acquire);
-    if (!is_available(flags, avail_bits_)) return false;
-
-    List list;
-    if (!read_list_fast(slot, flags, chain, list)) [[unlikely]] {
-        auto r = read_list(slot, flags, chain);
-        if (!r) return fail(r.error());
-        list = *r;
+    // A broken queue's avail_bits_ match no descriptor: it lands here too.
+    if (!is_available(flags, avail_bits_)) {
+        if (broken_) [[unlikely]]
+            return std::unexpected(QueueError::Broken);
+        return false;
     }
-    // The buffer id is in the last descriptor of the list (2.8.6).
+    List list;
+    if (!read_list_fast(slot, flags, chain, list)) [[unlikely]]
+        return pop_slow(slot, flags, chain);
+    return take_list(slot, list, chain);
+}
+
+std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t flags,
+                                                      DescriptorChain& chain) {
+    auto list = read_list(slot, flags, chain);
+    if (!list) return fail(list.error());
+    return take_list(slot, *list, chain);
+}
+
+[[gnu::always_inline]] inline std::expected<bool, QueueError> PackedQueue::take_list(
+    uint32_t slot, List list, DescriptorChain& chain) {
+    // The buffer id is in the last descriptor of the list (2.8.6). One load refuses an id
+    // beyond the ring too.
     const uint16_t id = list.id;
     const uint32_t slots = list.slots;
-    if (id >= size || in_flight_[id] != 0) [[unlikely]]
+    if (in_flight_[id] != kFree) [[unlikely]]
         return fail(QueueError::BadBufferId);
     // A driver reuses ring slots only once they are used: more in flight means it overran us.
+    const uint32_t size = size_;
     const uint32_t in_flight_slots = in_flight_slots_ + slots;
     if (in_flight_slots > size) [[unlikely]]
         return fail(QueueError::ChainTooLong);
@@ -161,42 +179,61 @@ std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
     return true;
 }
 
+std::unexpected<QueueError> PackedQueue::fail(QueueError error) {
+    broken_ = true;
+    avail_bits_ = kNeverAvailable;
+    // Nothing in flight: push() refuses every chain by its in-flight check alone.
+    std::fill_n(in_flight_.begin(), size_, kFree);
+    in_flight_slots_ = 0;
+    used_since_signal_ = 0;
+    return std::unexpected(error);
+}
+
 [[gnu::always_inline]] inline bool PackedQueue::read_list_fast(uint32_t slot, uint16_t flags,
                                                                DescriptorChain& chain, List& list) {
     // One generation check for the whole list: the list is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
-    const GuestMemory::RegionCache cache = region_cache_;
     vring_packed_desc* const ring = ring_;
-    Segment* const segments = chain.inline_segments();
-    const uint32_t size = size_;
-    const uint32_t limit = fast_limit_;
-    uint32_t count = 0, readable = 0;
+    Segment* const first = chain.inline_segments();
+    // limit <= size: a list of size descriptors or more is read_list()'s to refuse.
+    Segment* const limit = first + fast_limit_;
+    Segment* seg = first;
+    std::size_t readable_count = 0;
     uint64_t readable_bytes = 0, writable_bytes = 0;
-    Desc desc;
+    uint16_t id;
     for (;;) {
-        desc = load_ring_desc(ring[slot], flags);
-        if (desc.flags & VRING_DESC_F_INDIRECT) return false;
-        if (!cache.holds_nonempty(desc.addr, desc.len)) return false;
-        if (desc.flags & VRING_DESC_F_WRITE) {
-            writable_bytes += desc.len;
-        } else {
-            // Every length is non-zero: a writable one was seen iff writable_bytes != 0.
-            if (writable_bytes != 0) return false;
-            ++readable;
-            readable_bytes += desc.len;
+        // Each field is loaded once: every check and use sees the same value (no double fetch).
+        // The id only counts in the last descriptor (2.8.6): loaded there alone.
+        const vring_packed_desc& d = ring[slot];
+        const uint64_t addr = le64toh(load_relaxed(d.addr));
+        const uint32_t len = le32toh(load_relaxed(d.len));
+        // INDIRECT (its buffer is a table) and reserved flags are read_list()'s.
+        if ((flags & ~(VRING_DESC_F_NEXT | VRING_DESC_F_WRITE | kAvail | kUsed)) ||
+            !region_cache_.holds_nonempty(addr, len) || seg == limit) {
+            return false;
         }
-        segments[count++] = Segment(cache.host + (desc.addr - cache.base), desc.len);
-        if (!(desc.flags & VRING_DESC_F_NEXT)) break;
-        // limit <= size: a list of size descriptors or more is read_list()'s to refuse.
-        if (count == limit) return false;
-        if (++slot == size) slot = 0;
+        *seg++ = Segment(region_cache_.host + (addr - region_cache_.base), len);
+        if (flags & VRING_DESC_F_WRITE) {
+            writable_bytes += len;
+        } else {
+            // Lengths are non-zero: a readable descriptor after a writable one is read_list()'s.
+            if (writable_bytes != 0) return false;
+            ++readable_count;
+            readable_bytes += len;
+        }
+        if (!(flags & VRING_DESC_F_NEXT)) {
+            id = le16toh(load_relaxed(d.id));
+            break;
+        }
+        if (++slot == size_) slot = 0;
         flags = load_flags(ring[slot], std::memory_order_relaxed);
     }
     // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
-    if (readable_bytes + writable_bytes > UINT32_MAX) return false;
-    chain.assign_inline(count, readable, readable_bytes, writable_bytes, {});
-    list = {desc.id, count};
+    if ((readable_bytes + writable_bytes) >> 32) return false;
+    const auto count = static_cast<uint32_t>(seg - first);
+    chain.assign_inline(count, readable_count, readable_bytes, writable_bytes, {});
+    list = {id, count};
     return true;
 }
 
@@ -264,13 +301,13 @@ std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain,
 }
 
 std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
-    if (broken_) [[unlikely]]
-        return std::unexpected(QueueError::Broken);
     const DescriptorChain::Token token = chain.token();
     const uint32_t slots = token.ring_slots;
-    if (token.id >= size_ || slots == 0 || in_flight_[token.id] != slots) [[unlikely]] {
-        return fail(QueueError::BadBufferId);
-    }
+    // In-flight entries hold 1..size: an id beyond the ring (0), a free id (kFree) and every
+    // chain of a broken queue (nothing in flight) fail the first compare; a token whose slot
+    // count no list can have (0, or kFree itself) fails the second.
+    if (in_flight_[token.id] != slots || slots - 1 >= kMaxQueueSize) [[unlikely]]
+        return refuse_push();
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
     // One used element for the whole list, at next_used: id and len first, flags last with
     // release. AVAIL and USED both equal our wrap counter; WRITE says len means something.
@@ -280,7 +317,7 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
     const uint16_t flags = used_bits_ | (written ? VRING_DESC_F_WRITE : 0);
     std::atomic_ref(used.flags).store(htole16(flags), std::memory_order_release);
 
-    in_flight_[token.id] = 0;
+    in_flight_[token.id] = kFree;
     in_flight_slots_ -= slots;
     used_since_signal_ += slots;
     // Skip the rest of the slots the list took (2.8.6).
@@ -293,10 +330,16 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
     return kOk;
 }
 
+std::unexpected<QueueError> PackedQueue::refuse_push() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    return fail(QueueError::BadBufferId);
+}
+
 bool PackedQueue::needs_interrupt() {
     const uint64_t advanced = used_since_signal_;
+    // A broken queue pushes nothing (fail() zeroed the count): no broken_ test needed.
+    if (advanced == 0) return false;
     used_since_signal_ = 0;
-    if (broken_ || advanced == 0) return false;
     // Our used flags must be visible before we read what the driver asks for (it re-checks the
     // ring after writing the area; one of us sees the other).
     std::atomic_thread_fence(std::memory_order_seq_cst);

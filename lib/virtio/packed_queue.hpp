@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "index_table.hpp"
 #include "vfsdax/virtio/queue.hpp"
 #include "vfsdax/virtio/spec.hpp"
 
@@ -59,13 +60,20 @@ private:
     // The rare path stays out of pop(); the common one goes into it.
     [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain & chain,
                                                                     uint64_t addr, uint32_t len);
+    // pop() for a list read_list_fast() declined; a tail call, so pop() keeps nothing live
+    // across a call.
+    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(uint32_t slot, uint16_t flags,
+                                                               DescriptorChain & chain);
+    // The list at `slot` is now the device's, unless its id is bad.
+    std::expected<bool, QueueError> take_list(uint32_t slot, List list, DescriptorChain & chain);
+    // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
+    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
     [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
         DescriptorChain & chain, uint64_t addr, uint32_t len, bool writable);
     void write_device_event(uint16_t flags, uint16_t off_wrap);
-    std::unexpected<QueueError> fail(QueueError error) {
-        broken_ = true;
-        return std::unexpected(error);
-    }
+    // Every error path: the queue stays broken. No descriptor looks available and nothing
+    // stays in flight, so pop() and push() refuse by the checks they make anyway.
+    [[gnu::cold, gnu::noinline]] std::unexpected<QueueError> fail(QueueError error);
 
     const GuestMemory& memory_;
     // Where the last buffer was: the next is almost always in the same (RAM) region.
@@ -90,8 +98,12 @@ private:
     uint16_t used_bits_;
     const uint16_t fast_limit_;  // min(size, kInlineSegments): read_list_fast() declines longer
 
-    // Ring slots each buffer id holds while in flight (0: not in flight), and their sum.
-    std::vector<uint16_t> in_flight_;
+    // Ring slots each buffer id holds while in flight (1..size), and their sum. All 2^16 ids,
+    // so one load checks an id: beyond the ring (0), or already in flight.
+    static constexpr uint16_t kFree = 0xffff;
+    // avail_bits_ of a broken queue: (flags & (AVAIL | USED)) never equals it.
+    static constexpr uint16_t kNeverAvailable = 1;
+    IndexTable<uint16_t> in_flight_;
     uint32_t in_flight_slots_ = 0;
 
     // Ring slots made used since the last needs_interrupt().

@@ -67,86 +67,116 @@ SplitQueue::SplitQueue(const GuestMemory& memory, uint16_t size, Rings rings, ui
           static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
       event_idx_((features & feature_bit(VIRTIO_RING_F_EVENT_IDX)) != 0),
       indirect_((features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)) != 0),
-      follow_avail_event_(event_idx_),
-      in_flight_(size, 0) {}
+      avail_window_(size) {
+    std::fill_n(in_flight_.begin(), size, kFree);
+    kick_target_ = event_idx_ ? avail_event_ptr_ : &kick_sink_;
+}
+
+std::unexpected<QueueError> SplitQueue::fail(QueueError error) {
+    broken_ = true;
+    avail_idx_ = last_avail_idx_;
+    avail_window_ = -1;
+    std::fill_n(in_flight_.begin(), size_, kFree);
+    return std::unexpected(error);
+}
 
 [[gnu::always_inline]] inline std::expected<void, QueueError> SplitQueue::refresh_avail_idx() {
-    // A broken queue keeps avail_idx_ == last_avail_idx_, so pop() always lands here first.
-    if (broken_) [[unlikely]]
-        return std::unexpected(QueueError::Broken);
     // Acquire: the ring entries and descriptors the driver wrote before publishing idx are
     // visible once we see idx.
     const uint16_t idx = load_acquire(avail_idx_ptr());
-    if (static_cast<uint16_t>(idx - last_avail_idx_) > size_) [[unlikely]] {
-        return fail(QueueError::BadAvailIndex);
-    }
+    // A broken queue keeps avail_idx_ == last_avail_idx_, so pop() always lands here first,
+    // and its window of -1 refuses any index.
+    if (static_cast<uint16_t>(idx - last_avail_idx_) > avail_window_) [[unlikely]]
+        return refuse_avail_idx();
     avail_idx_ = idx;
     return {};
 }
 
 std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
-    // Ring fields are copied to locals: the atomic accesses to guest memory below would
-    // otherwise make the compiler reload every member after each of them.
-    uint16_t last = last_avail_idx_;
+    const uint16_t last = last_avail_idx_;
     if (last == avail_idx_) {
         if (auto r = refresh_avail_idx(); !r) [[unlikely]]
             return std::unexpected(r.error());
         if (last == avail_idx_) return false;
     }
     const uint16_t head = load_relaxed(avail_ring() + (last & mask_));
-    if (head >= size_) [[unlikely]]
-        return fail(QueueError::BadDescriptorIndex);
     // The driver owns no descriptor of a chain the device holds: a head handed out twice
-    // would be pushed twice.
-    uint8_t& in_flight = in_flight_[head];
-    if (in_flight) [[unlikely]]
-        return fail(QueueError::BadBufferId);
-    if (!walk_fast(head, chain)) [[unlikely]] {
-        if (auto r = walk(head, chain); !r) return fail(r.error());
-    }
-    in_flight = 1;
-    last_avail_idx_ = ++last;
-    // Kick me when you add past what I have consumed (QEMU does the same on every pop), so a
-    // device that never toggles notifications still gets kicks under EVENT_IDX.
-    if (follow_avail_event_) store_relaxed(avail_event_ptr_, last);
+    // would be pushed twice. One load refuses a head beyond the table too.
+    if (in_flight_[head] != kFree) [[unlikely]]
+        return refuse_head(head);
+    if (!walk_fast(head, chain)) [[unlikely]]
+        return pop_slow(head, chain);
+    take_head(head);
     return true;
 }
 
+std::expected<bool, QueueError> SplitQueue::pop_slow(uint16_t head, DescriptorChain& chain) {
+    if (auto r = walk(head, chain); !r) return fail(r.error());
+    take_head(head);
+    return true;
+}
+
+std::unexpected<QueueError> SplitQueue::refuse_avail_idx() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    return fail(QueueError::BadAvailIndex);
+}
+
+std::unexpected<QueueError> SplitQueue::refuse_head(uint16_t head) {
+    return fail(head >= size_ ? QueueError::BadDescriptorIndex : QueueError::BadBufferId);
+}
+
+[[gnu::always_inline]] inline void SplitQueue::take_head(uint16_t head) {
+    in_flight_[head] = kInFlight;
+    // Read again rather than kept from pop()'s start: one register fewer across the walk.
+    const uint16_t next = static_cast<uint16_t>(last_avail_idx_ + 1);
+    last_avail_idx_ = next;
+    // QEMU moves avail_event on every pop too, so a device that never toggles notifications
+    // still gets kicks under EVENT_IDX.
+    store_relaxed(kick_target_, next);
+}
+
+// The common chain: direct descriptors, readable ones then writable ones, each buffer in the
+// cached region, appended through an advancing pointer.
 [[gnu::always_inline]] inline bool SplitQueue::walk_fast(uint16_t head, DescriptorChain& chain) {
     // One generation check for the whole chain: the chain is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
-    const GuestMemory::RegionCache cache = region_cache_;
-    const std::byte* const table = rings_.desc;
-    Segment* const segments = chain.inline_segments();
-    const uint32_t size = size_;
-    const uint32_t limit = fast_limit_;
-    uint32_t idx = head;
-    uint32_t count = 0, readable = 0;
+    const vring_desc* const table = desc_table();
+    Segment* const first = chain.inline_segments();
+    // Also the loop bound: fast_limit_ <= size, so a chain that revisits a descriptor ends here.
+    Segment* const limit = first + fast_limit_;
+    Segment* seg = first;
+    std::size_t readable_count = 0;
     uint64_t readable_bytes = 0, writable_bytes = 0;
+    uint32_t idx = head;
     for (;;) {
-        const Desc d = read_desc(table + std::size_t{idx} * 16);
-        if (d.flags & VRING_DESC_F_INDIRECT) return false;
-        if (!cache.holds_nonempty(d.addr, d.len)) return false;
-        if (d.flags & VRING_DESC_F_WRITE) {
-            writable_bytes += d.len;
-        } else {
-            // Every length is non-zero: a writable one was seen iff writable_bytes != 0.
-            if (writable_bytes != 0) return false;
-            ++readable;
-            readable_bytes += d.len;
+        // Each field is loaded once: every check and use sees the same value (no double fetch).
+        const vring_desc& d = table[idx];
+        const uint64_t addr = load_relaxed(&d.addr);
+        const uint32_t len = load_relaxed(&d.len);
+        const uint16_t flags = load_relaxed(&d.flags);
+        // INDIRECT (its buffer is a table) and reserved flags are walk()'s.
+        if ((flags & ~(VRING_DESC_F_NEXT | VRING_DESC_F_WRITE)) ||
+            !region_cache_.holds_nonempty(addr, len) || seg == limit) {
+            return false;
         }
-        segments[count++] = Segment(cache.host + (d.addr - cache.base), d.len);
-        if (!(d.flags & VRING_DESC_F_NEXT)) break;
-        // Also the loop bound: limit <= size, so a chain that revisits a descriptor ends here.
-        if (count == limit) return false;
-        idx = d.next;
-        if (idx >= size) return false;
+        *seg++ = Segment(region_cache_.host + (addr - region_cache_.base), len);
+        if (flags & VRING_DESC_F_WRITE) {
+            writable_bytes += len;
+        } else {
+            // Lengths are non-zero: a readable descriptor after a writable one is walk()'s.
+            if (writable_bytes != 0) return false;
+            ++readable_count;
+            readable_bytes += len;
+        }
+        if (!(flags & VRING_DESC_F_NEXT)) break;
+        idx = load_relaxed(&d.next);
+        if (idx >= size_) return false;
     }
     // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
-    if (readable_bytes + writable_bytes > UINT32_MAX) return false;
-    chain.assign_inline(count, readable, readable_bytes, writable_bytes,
-                        {head, static_cast<uint16_t>(count)});
+    if ((readable_bytes + writable_bytes) >> 32) return false;
+    const auto count = static_cast<uint16_t>(seg - first);
+    chain.assign_inline(count, readable_count, readable_bytes, writable_bytes, {head, count});
     return true;
 }
 
@@ -218,18 +248,16 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
 }
 
 std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, uint32_t written) {
-    if (broken_) [[unlikely]]
-        return std::unexpected(QueueError::Broken);
     const uint16_t id = chain.token().id;
-    if (id >= size_ || !in_flight_[id]) [[unlikely]]
-        return fail(QueueError::BadBufferId);
-    in_flight_[id] = 0;
+    // A broken queue has nothing in flight (fail() clears it): this check refuses it too.
+    if (in_flight_[id] != kInFlight) [[unlikely]]
+        return refuse_push();
+    in_flight_[id] = kFree;
     // len may underestimate (2.7.8), never claim bytes beyond the writable buffers.
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
-    const uint16_t used = next_used_idx_;
+    const uint32_t used = next_used_;
     uint32_t* elem = used_ring() + 2 * (used & mask_);
-    next_used_idx_ = static_cast<uint16_t>(used + 1);
-    ++unsignalled_;
+    next_used_ = used + 1;
     store_relaxed(elem, uint32_t{id});
     store_relaxed(elem + 1, written);
     // Release: the element (and the data written into the buffers) before the index.
@@ -237,24 +265,25 @@ std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, u
     return kOk;
 }
 
+std::unexpected<QueueError> SplitQueue::refuse_push() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    return fail(QueueError::BadBufferId);
+}
+
 bool SplitQueue::needs_interrupt() {
-    const uint32_t pushed = unsignalled_;
+    const uint32_t next = next_used_;
+    const uint32_t pushed = next - signalled_used_;
     if (pushed == 0) return false;
-    unsignalled_ = 0;
+    signalled_used_ = next;
     // Full fence: our used->idx store must be visible before we read the driver's
     // used_event/flags, or we could miss the driver's request for an interrupt (the driver
     // re-checks used->idx after writing them, with its own full barrier).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (event_idx_) {
-        // More than 2^16 pushes since the last decision: the 16-bit window is lost, signal.
-        if (pushed > 0xffff) [[unlikely]]
-            return true;
         const uint16_t event = load_relaxed(used_event_ptr_);
-        const uint16_t new_idx = next_used_idx_;
-        const uint16_t old_idx = static_cast<uint16_t>(new_idx - pushed);
-        // vring_need_event(): did used->idx pass used_event + 1 in (old, new]?
-        return static_cast<uint16_t>(new_idx - event - 1) <
-               static_cast<uint16_t>(new_idx - old_idx);
+        // vring_need_event(): did used->idx pass used_event + 1 in (old, new]? The left side
+        // is below 2^16, so after more than 2^16 pushes (the 16-bit window is lost) it signals.
+        return static_cast<uint16_t>(next - event - 1) < pushed;
     }
     const uint16_t flags = load_relaxed(reinterpret_cast<const uint16_t*>(rings_.avail));
     return (flags & VRING_AVAIL_F_NO_INTERRUPT) == 0;
@@ -263,16 +292,16 @@ bool SplitQueue::needs_interrupt() {
 void SplitQueue::disable_notifications() {
     if (!notifications_enabled_) return;
     notifications_enabled_ = false;
-    follow_avail_event_ = false;
     // Under EVENT_IDX, avail_event simply stops following last_avail_idx_ (pop leaves it).
+    kick_target_ = &kick_sink_;
     if (!event_idx_) store_relaxed(used_flags_ptr(), static_cast<uint16_t>(VRING_USED_F_NO_NOTIFY));
 }
 
 std::expected<bool, QueueError> SplitQueue::enable_notifications() {
     if (broken_) return std::unexpected(QueueError::Broken);
     notifications_enabled_ = true;
-    follow_avail_event_ = event_idx_;
     if (event_idx_) {
+        kick_target_ = avail_event_ptr_;
         store_relaxed(avail_event_ptr_, last_avail_idx_);
     } else {
         store_relaxed(used_flags_ptr(), uint16_t{0});
@@ -304,7 +333,8 @@ std::expected<std::unique_ptr<Queue>, QueueError> make_split_queue(const QueueCo
     const auto host_aligned = [](const std::byte* p, std::size_t a) {
         return reinterpret_cast<uintptr_t>(p) % a == 0;
     };
-    if (!host_aligned(avail->data(), 2) || !host_aligned(used->data(), 4)) {
+    if (!host_aligned(desc->data(), 16) || !host_aligned(avail->data(), 2) ||
+        !host_aligned(used->data(), 4)) {
         return std::unexpected(QueueError::BadConfig);
     }
     SplitQueue::Rings rings{desc->data(), avail->data(), used->data()};

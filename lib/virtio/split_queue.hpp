@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "index_table.hpp"
 #include "vfsdax/virtio/queue.hpp"
 
 namespace vfsdax::virtio {
@@ -43,28 +44,37 @@ private:
         uint16_t next;
     };
 
-    // Every error path: the queue stays broken. avail_idx_ is pinned to last_avail_idx_ so
-    // pop() only ever reaches the broken_ check on its slow path.
-    [[gnu::cold]] std::unexpected<QueueError> fail(QueueError error) {
-        broken_ = true;
-        avail_idx_ = last_avail_idx_;
-        return std::unexpected(error);
-    }
+    // Every error path: the queue stays broken. avail_idx_ is pinned to last_avail_idx_ and
+    // avail_window_ to -1, so pop() refuses by its avail index check; nothing stays in flight,
+    // so push() refuses every chain by its in-flight check alone.
+    [[gnu::cold, gnu::noinline]] std::unexpected<QueueError> fail(QueueError error);
     // Reads avail->idx (acquire) and checks it against last_avail_idx_.
     std::expected<void, QueueError> refresh_avail_idx();
     // The common chain, in registers: direct descriptors, at most fast_limit_ of them, every
     // buffer in the cached region. false, with `chain` in no particular state, for anything
     // else (including every malformed chain): walk() then decides. No queue state changes.
     bool walk_fast(uint16_t head, DescriptorChain& chain);
-    // Walks the chain starting at `head` into `chain`; no queue state changes. Every chain
-    // walk_fast() declines, so out of pop()'s body.
-    [[gnu::noinline]] std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
+    // pop() for a chain walk_fast() declined: walk(), then take_head(). A tail call from pop(),
+    // so pop() itself keeps nothing live across a call.
+    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(uint16_t head,
+                                                               DescriptorChain& chain);
+    // refresh_avail_idx() for an index beyond the window: Broken, or the driver's mistake.
+    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_avail_idx();
+    // pop() for a head that is out of range or already in flight.
+    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_head(uint16_t head);
+    // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
+    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
+    // The chain at avail entry last_avail_idx_ is now the device's.
+    void take_head(uint16_t head);
+    // Walks the chain starting at `head` into `chain`; no queue state changes.
+    std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
     // Cold: most chains are direct; kept out of pop()'s inlined body.
     [[gnu::noinline, gnu::cold]] std::expected<void, QueueError> walk_indirect(
         uint64_t addr, uint32_t len, DescriptorChain& chain);
     // One fetch of the 16-byte descriptor at `p` (see split_queue.cpp).
     static Desc read_desc(const std::byte* p);
 
+    vring_desc* desc_table() const { return reinterpret_cast<vring_desc*>(rings_.desc); }
     uint16_t* avail_idx_ptr() const { return reinterpret_cast<uint16_t*>(rings_.avail + 2); }
     uint16_t* avail_ring() const { return reinterpret_cast<uint16_t*>(rings_.avail + 4); }
     uint16_t* used_flags_ptr() const { return reinterpret_cast<uint16_t*>(rings_.used); }
@@ -78,6 +88,11 @@ private:
     // After the rings, so they depend on size: precomputed, as the hot path uses them.
     uint16_t* const used_event_ptr_;
     uint16_t* const avail_event_ptr_;
+    // Where pop() stores the new last_avail_idx_: avail_event while EVENT_IDX and notifications
+    // are on (kick me when you add past what I have consumed), else kick_sink_. One store
+    // instead of a test and a branch on the hot path.
+    uint16_t* kick_target_;
+    uint16_t kick_sink_ = 0;
     uint16_t size_;
     uint16_t mask_;
     uint16_t fast_limit_;  // min(size, kInlineSegments): walk_fast() declines longer chains
@@ -85,14 +100,22 @@ private:
     bool indirect_;
     bool broken_ = false;
     bool notifications_enabled_ = true;
-    bool follow_avail_event_;  // EVENT_IDX and notifications enabled: pop() moves avail_event
 
     uint16_t last_avail_idx_ = 0;  // next avail ring entry to consume
     uint16_t avail_idx_ = 0;       // avail->idx as last read
-    uint16_t next_used_idx_ = 0;   // used->idx as last published
-    uint32_t unsignalled_ = 0;     // pushes since the last interrupt decision
+    // Pushes ever, and as of the last interrupt decision; used->idx is the low 16 bits of
+    // next_used_. 32 bits, so the decision sees more than 2^16 pushes since the last one.
+    uint32_t next_used_ = 0;
+    uint32_t signalled_used_ = 0;
 
-    std::vector<uint8_t> in_flight_;  // per head index: popped, not yet pushed
+    // pop() refuses any index above avail_window_ ahead of last_avail_idx_: size_, or -1 (all)
+    // once broken, so pop() need not test broken_.
+    int32_t avail_window_;
+
+    // Per descriptor index, all 2^16 of them, so one load checks a head or a pushed id: beyond
+    // the table, or popped and not yet pushed.
+    enum : uint8_t { kNoSuchHead, kFree, kInFlight };
+    IndexTable<uint8_t> in_flight_;
 };
 
 }  // namespace vfsdax::virtio

@@ -72,13 +72,14 @@ public:
         uint64_t generation = 0;
 
         // Whether the non-empty range [a, a + len) lies in this region (its host memory is then
-        // host + (a - base)); meaningful only while is_current(). len == 0 is refused too (len -
-        // 1 wraps), so a queue's "zero-length buffer" check folds into the bounds compare.
+        // host + (a - base)); meaningful only while is_current(). One add and one compare:
+        // the offset of the range's last byte must not carry and must fall below size. That
+        // covers every case, as a placed region ends below 2^64 (base + size does not wrap):
+        // a < base makes (a - base) at least 2^64 - base > size; len == 0 makes len - 1 = 2^64
+        // - 1, which carries for any offset but 0 and is >= size for 0.
         bool holds_nonempty(uint64_t a, uint64_t len) const {
-            // (a - base) underflows when a < base, so one compare covers both ends; the range
-            // then ends inside the region, which does not wrap.
-            const uint64_t offset = a - base;
-            return offset < size && len - 1 < size - offset;
+            uint64_t last_offset;
+            return !__builtin_add_overflow(a - base, len - 1, &last_offset) && last_offset < size;
         }
     };
 
