@@ -1,6 +1,8 @@
 // vfsdax-vmm: boots a Linux bzImage under KVM with virtio-fs shares.
 #include <fmt/format.h>
+#include <linux/capability.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -50,7 +52,13 @@ int main(int argc, char** argv) {
     }
     // Before any thread starts (capabilities are per thread; new threads inherit them). An
     // unprivileged VMM has nothing to drop and the kernel refuses to touch the bounding set.
-    if (auto r = fs::drop_capabilities(); !r) {
+    // A share with xattrs keeps CAP_SYS_ADMIN: the host checks it for trusted.* names, which
+    // guests use (overlayfs keeps its metadata there).
+    std::vector<int> keep_also;
+    if (std::ranges::any_of(config.fs, [](const vmm_cli::FsShare& s) { return s.xattr; })) {
+        keep_also.push_back(CAP_SYS_ADMIN);
+    }
+    if (auto r = fs::drop_capabilities(keep_also); !r) {
         vmm::log(vmm::LogLevel::Debug, "capabilities not dropped: {}", std::strerror(r.error()));
     }
     auto machine = vmm::Machine::create(vmm::MachineOptions{
