@@ -10,10 +10,14 @@
 //   fsops xattr-probe DIR               prints the first namespace (user, trusted) whose xattrs
 //                                       DIR's filesystem stores, or none
 //   fsops dax FILE                      prints "dax" or "nodax" from statx's STATX_ATTR_DAX
+//   fsops read-time FILE                read(2) the whole file in 1 MiB calls; prints
+//                                       "bytes=B ns=T" (CLOCK_MONOTONIC around the reads)
+//   fsops stat-time DIR N               stat(2) DIR/f1 .. DIR/fN; prints "files=N ns=T"
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -33,7 +38,7 @@ namespace {
     std::fprintf(stderr,
                  "usage: fsops mmap-write FILE OFFSET TEXT | mmap-read FILE OFFSET LEN | "
                  "fsync FILE | xattr-set FILE NAME VALUE | xattr-get FILE NAME | "
-                 "xattr-probe DIR | dax FILE\n");
+                 "xattr-probe DIR | dax FILE | read-time FILE | stat-time DIR N\n");
     std::exit(2);
 }
 
@@ -140,6 +145,41 @@ int dax(const char* path) {
     return 0;
 }
 
+long long now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+int read_time(const char* path) {
+    const int fd = open_or_die(path, O_RDONLY);
+    std::vector<char> buf(1 << 20);
+    long long total = 0;
+    const long long t0 = now_ns();
+    for (;;) {
+        const ssize_t n = read(fd, buf.data(), buf.size());
+        if (n < 0) die(std::string("read ") + path);
+        if (n == 0) break;
+        total += n;
+    }
+    const long long t1 = now_ns();
+    close(fd);
+    std::printf("bytes=%lld ns=%lld\n", total, t1 - t0);
+    return 0;
+}
+
+int stat_time(const char* dir, off_t count) {
+    std::vector<std::string> names;
+    for (off_t i = 1; i <= count; ++i) names.push_back(std::string(dir) + "/f" + std::to_string(i));
+    struct stat st {};
+    const long long t0 = now_ns();
+    for (const auto& name : names)
+        if (stat(name.c_str(), &st) != 0) die("stat " + name);
+    const long long t1 = now_ns();
+    std::printf("files=%lld ns=%lld\n", static_cast<long long>(count), t1 - t0);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,5 +197,7 @@ int main(int argc, char** argv) {
     if (cmd == "xattr-get" && argc == 4) return xattr_get(argv[2], argv[3]);
     if (cmd == "xattr-probe" && argc == 3) return xattr_probe(argv[2]);
     if (cmd == "dax" && argc == 3) return dax(argv[2]);
+    if (cmd == "read-time" && argc == 3) return read_time(argv[2]);
+    if (cmd == "stat-time" && argc == 4) return stat_time(argv[2], number(argv[3]));
     usage();
 }

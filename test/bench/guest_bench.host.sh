@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# guest_bench, host side: vfsdax-vmm (virtio-fs, DAX on and off) against QEMU (virtio-9p) on one share, one run.
+#
+# Run by test/e2e/run (the e2e host-script contract, test/e2e/README.md): directly where
+# /dev/kvm works, else inside the nested L1 guest, where both VMMs run on L1's KVM. Both boot
+# the same kernel and initramfs (guest_bench.l2.sh does the guest side) with the same memory,
+# vCPU count and command line. Each VMM boots three times: with the base command line (boot
+# time plus the workload), then boot-only with iommu=noaperture added, then boot-only with
+# every boot-time item below.
+# Boot to init = from just before the VMM is exec'd to the moment L2's /init marker line
+# (E2E-L2-INIT, printed by /init right after it mounted /proc) reaches this script through
+# the VMM's serial console on stdout: the same path for both VMMs. The guest's uptime in that
+# line splits it: "kernel" (kvm-clock time until /init) and the rest, "before" (VMM start,
+# firmware, loading, decompression).
+set -euo pipefail
+name=guest_bench
+# On stderr, so a failure inside $(...) still reaches the console.
+fail() {
+  echo "E2E-FAIL: $name: $*" >&2
+  exit 1
+}
+qemu="$E2E_BIN/qemu-system-x86_64"
+[ -x "$qemu" ] || fail "$qemu is missing (pass --bin /usr/bin/qemu-system-x86_64)"
+[ -f "$E2E_FILES/bios-256k.bin" ] || fail "bios-256k.bin is missing (pass --file)"
+
+share="$E2E_WORK/share"
+mkdir -p "$share/files"
+dd if=/dev/urandom of="$share/big.bin" bs=1M count=64 2>/dev/null
+for ((i = 1; i <= 1000; i++)); do echo "$i" >"$share/files/f$i"; done
+# The FUSE server keeps an O_PATH fd per inode the guest looked up.
+ulimit -Sn "$(ulimit -Hn)"
+
+base_cmdline="console=ttyS0 quiet reboot=k panic=-1"
+# Boot-time items that change no behaviour the guest relies on here: no AMD GART aperture
+# probe, no IO-APIC timer check, no crypto self-tests, one UART probed, no i8042 AUX/MUX/PnP
+# probing (reboot=k writes the reset command itself). Not pci=noearly, although it would skip
+# the early GART/AGP search over all 256 PCI buses: with it, one nested run hung L1 (soft
+# lockup in vfsdax-vmm's KVM_RUN).
+tuned_items="iommu=noaperture no_timer_check cryptomgr.notests 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+# Copies the VMM's console to stdout and LOG (without \r) and writes the arrival time of the
+# first E2E-L2-INIT line to INITFILE.
+stamp() {
+  local log="$1" initfile="$2" line
+  : >"$log"
+  while IFS= read -r line; do
+    line="${line//$'\r'/}"
+    if [ ! -s "$initfile" ] && [[ "$line" == E2E-L2-INIT:* ]]; then now_us >"$initfile"; fi
+    printf '%s\n' "$line" >>"$log"
+    printf '%s\n' "$line"
+  done
+}
+
+# boot LABEL COMMAND...: runs one VMM, bounded; sets boot_us[LABEL]. Fails the bench unless
+# the VMM exits 0 after L2's /init finished with rc=0.
+declare -A boot_us=()
+boot() {
+  local label="$1" rc t0 t_init
+  shift
+  echo "$name: --- $label: $*"
+  rm -f "$E2E_WORK/$label.t0" "$E2E_WORK/$label.init"
+  set +e
+  (
+    now_us >"$E2E_WORK/$label.t0"
+    exec timeout "$E2E_VMM_TIMEOUT" "$@" </dev/null 2>&1
+  ) | stamp "$E2E_WORK/$label.log" "$E2E_WORK/$label.init"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || fail "$label: $1 exited with $rc"
+  grep -q '^E2E-L2-DONE: rc=0' "$E2E_WORK/$label.log" || fail "$label: the L2 guest did not finish with rc=0"
+  t0="$(cat "$E2E_WORK/$label.t0")"
+  t_init="$(cat "$E2E_WORK/$label.init" 2>/dev/null)" || fail "$label: no E2E-L2-INIT line from the guest"
+  boot_us[$label]=$((t_init - t0))
+}
+
+ours() {
+  local label="$1" cmdline="$2"
+  boot "$label" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" --cpus 1 --memory 512M \
+    --cmdline "$cmdline" --fs "tag=bench,dir=$share,dax-window=128M"
+}
+theirs() {
+  local label="$1" cmdline="$2"
+  boot "$label" "$qemu" -accel kvm -cpu host -m 512 -smp 1 -nodefaults -L "$E2E_FILES" \
+    -kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" -append "$cmdline" \
+    -fsdev "local,id=bench,path=$share,security_model=none" \
+    -device virtio-9p-pci,fsdev=bench,mount_tag=bench -serial stdio -display none -no-reboot
+}
+
+# Interleaved, so a change in the machine's load hits both VMMs alike.
+ours ours-base "$base_cmdline"
+theirs qemu-base "$base_cmdline"
+ours ours-noaperture "$base_cmdline iommu=noaperture guest_bench.boot_only"
+theirs qemu-noaperture "$base_cmdline iommu=noaperture guest_bench.boot_only"
+ours ours-tuned "$base_cmdline $tuned_items guest_bench.boot_only"
+theirs qemu-tuned "$base_cmdline $tuned_items guest_bench.boot_only"
+
+# best LOG LABEL KIND FIELD: the smallest ns over the repetitions of "BENCH: LABEL KIND ..."
+# lines, with FIELD (bytes or files) of that line; fails when there is none.
+best() {
+  local got
+  got="$(sed -n "s/^BENCH: $2 $3 $4=\([0-9]*\) ns=\([0-9]*\)\$/\2 \1/p" "$1" | sort -n | head -n1)"
+  [ -n "$got" ] || fail "no '$2 $3' figure in $1"
+  echo "$got"
+}
+# The guest's uptime (s) in the E2E-L2-INIT line of boot LABEL.
+uptime_at_init() {
+  local up
+  up="$(sed -n 's/^E2E-L2-INIT: uptime=\([0-9.]*\)$/\1/p' "$E2E_WORK/$1.log" | head -n1)"
+  [ -n "$up" ] || fail "$1: no uptime in the E2E-L2-INIT line"
+  echo "$up"
+}
+calc() { awk "BEGIN { printf \"%.${1}f\", $2 }"; }
+verdict() { awk "BEGIN { print ($1) ? \"met\" : \"missed\" }"; }
+
+r="$(best "$E2E_WORK/ours-base.log" dax read bytes)"
+read -r dax_ns dax_bytes <<<"$r"
+r="$(best "$E2E_WORK/ours-base.log" nodax read bytes)"
+read -r nodax_ns nodax_bytes <<<"$r"
+r="$(best "$E2E_WORK/qemu-base.log" 9p read bytes)"
+read -r p9_ns p9_bytes <<<"$r"
+r="$(best "$E2E_WORK/ours-base.log" dax stat files)"
+read -r dax_stat_ns dax_files <<<"$r"
+r="$(best "$E2E_WORK/ours-base.log" nodax stat files)"
+read -r nodax_stat_ns nodax_files <<<"$r"
+r="$(best "$E2E_WORK/qemu-base.log" 9p stat files)"
+read -r p9_stat_ns p9_files <<<"$r"
+for b in "$dax_bytes" "$nodax_bytes" "$p9_bytes"; do
+  [ "$b" = 67108864 ] || fail "a read returned $b bytes, want 67108864"
+done
+for n in "$dax_files" "$nodax_files" "$p9_files"; do
+  [ "$n" = 1000 ] || fail "a stat pass covered $n files, want 1000"
+done
+mibs() { calc 1 "$1 / 1048576 / ($2 / 1e9)"; }
+dax_mibs="$(mibs "$dax_bytes" "$dax_ns")"
+nodax_mibs="$(mibs "$nodax_bytes" "$nodax_ns")"
+p9_mibs="$(mibs "$p9_bytes" "$p9_ns")"
+secs() { calc 2 "$1 / 1e6"; }
+
+echo "$name: ===== results (best of 3 per figure; 64 MiB file, caches dropped before each pass) ====="
+if [ "$E2E_MODE" = nested ]; then
+  echo "$name: NOTE: nested mode: L1 runs under QEMU-TCG, so every figure is emulation speed;"
+  echo "$name: NOTE: only the ratios between figures of this one run mean anything."
+fi
+echo "dax read: $dax_mibs MiB/s"
+echo "nodax read: $nodax_mibs MiB/s"
+echo "9p read: $p9_mibs MiB/s"
+echo "dax/nodax: $(calc 2 "$nodax_ns / $dax_ns") x"
+echo "dax/9p: $(calc 2 "$p9_ns / $dax_ns") x (target >= 5: $(verdict "$p9_ns / $dax_ns >= 5"))"
+echo "stat 1000: dax $(calc 1 "$dax_stat_ns / 1e6") ms, nodax $(calc 1 "$nodax_stat_ns / 1e6") ms, 9p $(calc 1 "$p9_stat_ns / 1e6") ms (9p/dax $(calc 2 "$p9_stat_ns / $dax_stat_ns") x)"
+for v in base noaperture tuned; do
+  o="${boot_us[ours-$v]}" q="${boot_us[qemu-$v]}"
+  ok="$(uptime_at_init "ours-$v")"
+  qk="$(uptime_at_init "qemu-$v")"
+  case "$v" in
+    base) what="" ;;
+    noaperture) what=" (+iommu=noaperture)" ;;
+    tuned) what=" (+$tuned_items)" ;;
+  esac
+  echo "boot to init$what: ours $(secs "$o") s, qemu $(secs "$q") s, ratio $(calc 2 "$o / $q") x (target <= 0.5: $(verdict "$o / $q <= 0.5"))"
+  echo "$name:   split: ours before the kernel $(calc 2 "$o / 1e6 - $ok") s + kernel $ok s; qemu before the kernel $(calc 2 "$q / 1e6 - $qk") s + kernel $qk s"
+done
+for v in noaperture tuned; do
+  echo "$name: effect of the $v command line on boot to init: ours $(calc 1 "(${boot_us[ours-$v]} - ${boot_us[ours-base]}) * 100 / ${boot_us[ours-base]}")%, qemu $(calc 1 "(${boot_us[qemu-$v]} - ${boot_us[qemu-base]}) * 100 / ${boot_us[qemu-base]}")%"
+done
+echo "E2E-PASS: $name"
