@@ -121,7 +121,7 @@ std::unique_ptr<Rig> make_rig(const std::string& layout, int descs) {
 #ifdef RING_BENCH_HAVE_PACKED_DRIVER
     if (layout == "packed") {
         auto r =
-            std::make_unique<DriverRig<test::PackedDriver, test::PackedBuffer>>(descs, kFeatures);
+            std::make_unique<DriverRig<test::PackedDriver, test::DriverBuffer>>(descs, kFeatures);
         auto q = activate_queue(r->drv.config(), r->mem.memory(), r->drv.features());
         if (!q) return nullptr;
         r->queue_ = std::move(*q);

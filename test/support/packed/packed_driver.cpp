@@ -36,8 +36,9 @@ bool is_used(uint16_t flags, bool wrap) {
 }  // namespace
 
 PackedDriver::PackedDriver(TestMemory& memory, uint16_t size, uint64_t features)
-    : PackedDriver(memory, size, features,
-                   Layout{memory.alloc(kDescSize * size, 16), memory.alloc(4, 4), memory.alloc(4, 4)}) {}
+    : PackedDriver(
+          memory, size, features,
+          Layout{memory.alloc(kDescSize * size, 16), memory.alloc(4, 4), memory.alloc(4, 4)}) {}
 
 PackedDriver::PackedDriver(TestMemory& memory, uint16_t size, uint64_t features, Layout layout)
     : memory_(memory),
@@ -47,7 +48,8 @@ PackedDriver::PackedDriver(TestMemory& memory, uint16_t size, uint64_t features,
       buffers_(size),
       tables_(size),
       num_free_(size) {
-    if (size == 0 || size > 32768) throw std::invalid_argument("PackedDriver: queue size out of 1..32768");
+    if (size == 0 || size > 32768)
+        throw std::invalid_argument("PackedDriver: queue size out of 1..32768");
     // Areas outside TestMemory are allowed (activation tests); the driver never touches them.
     const auto area = [&](GuestAddress addr, uint64_t len) -> std::byte* {
         try {
@@ -66,9 +68,15 @@ PackedDriver::PackedDriver(TestMemory& memory, uint16_t size, uint64_t features,
     // event areas read ENABLE.
 }
 
-bool PackedDriver::event_idx() const { return (features_ >> kFeatureEventIdx) & 1; }
-bool PackedDriver::indirect() const { return (features_ >> kFeatureIndirectDesc) & 1; }
-uint64_t PackedDriver::features() const { return features_ | uint64_t{1} << kFeatureRingPacked; }
+bool PackedDriver::event_idx() const {
+    return (features_ >> kFeatureEventIdx) & 1;
+}
+bool PackedDriver::indirect() const {
+    return (features_ >> kFeatureIndirectDesc) & 1;
+}
+uint64_t PackedDriver::features() const {
+    return features_ | uint64_t{1} << kFeatureRingPacked;
+}
 
 virtio::QueueConfig PackedDriver::config(uint16_t max_size) const {
     virtio::QueueConfig c;
@@ -81,8 +89,8 @@ virtio::QueueConfig PackedDriver::config(uint16_t max_size) const {
     return c;
 }
 
-PackedBuffer PackedDriver::alloc_buffer(uint32_t len, uint64_t align) {
-    return PackedBuffer{memory_.alloc(len, align), len};
+DriverBuffer PackedDriver::alloc_buffer(uint32_t len, uint64_t align) {
+    return DriverBuffer{memory_.alloc(len, align), len};
 }
 
 void PackedDriver::advance_avail() {
@@ -113,8 +121,8 @@ uint16_t PackedDriver::take_id(uint16_t slots, uint64_t writable) {
     return id;
 }
 
-std::optional<uint16_t> PackedDriver::add(std::span<const PackedBuffer> readable,
-                                          std::span<const PackedBuffer> writable) {
+std::optional<uint16_t> PackedDriver::add(std::span<const DriverBuffer> readable,
+                                          std::span<const DriverBuffer> writable) {
     const std::size_t n = readable.size() + writable.size();
     if (n == 0) throw std::invalid_argument("PackedDriver: a buffer needs an element");
     // 2.8.18: the whole list must fit in the ring before its first descriptor is made available.
@@ -141,8 +149,8 @@ std::optional<uint16_t> PackedDriver::add(std::span<const PackedBuffer> readable
     return id;
 }
 
-std::optional<uint16_t> PackedDriver::add_indirect(std::span<const PackedBuffer> readable,
-                                                   std::span<const PackedBuffer> writable) {
+std::optional<uint16_t> PackedDriver::add_indirect(std::span<const DriverBuffer> readable,
+                                                   std::span<const DriverBuffer> writable) {
     if (!indirect()) throw std::logic_error("PackedDriver: INDIRECT_DESC not negotiated");
     const std::size_t n = readable.size() + writable.size();
     if (n == 0) throw std::invalid_argument("PackedDriver: a buffer needs an element");
@@ -159,7 +167,7 @@ std::optional<uint16_t> PackedDriver::add_indirect(std::span<const PackedBuffer>
     // Inside the table only WRITE is valid (2.8.7); the list is implicit in the table length.
     std::byte* table = memory_.raw(t.addr, kDescSize * n);
     std::size_t k = 0;
-    const auto put = [&](const PackedBuffer& b, uint16_t flags) {
+    const auto put = [&](const DriverBuffer& b, uint16_t flags) {
         const PackedDesc d{b.addr.raw(), b.len, static_cast<uint16_t>(~id), flags};
         std::memcpy(table + kDescSize * k++, &d, sizeof d);
     };
@@ -195,14 +203,16 @@ bool PackedDriver::kick_needed() {
     // Linux's rule: the event slot, moved a lap back when its wrap counter is the previous one,
     // lies among the `added` slots just before the published position.
     uint16_t event = ev.off_wrap & ~kEventWrap;
-    if (bool(ev.off_wrap & kEventWrap) != published_wrap_) event = static_cast<uint16_t>(event - size_);
+    if (bool(ev.off_wrap & kEventWrap) != published_wrap_)
+        event = static_cast<uint16_t>(event - size_);
     const uint16_t now = published_avail_;
     const uint16_t old = static_cast<uint16_t>(now - added);
     return static_cast<uint16_t>(now - event - 1) < static_cast<uint16_t>(now - old);
 }
 
 bool PackedDriver::has_used() const {
-    return is_used(load16(ring_ + kDescSize * last_used_ + kFlagsOffset, __ATOMIC_ACQUIRE), used_wrap_);
+    return is_used(load16(ring_ + kDescSize * last_used_ + kFlagsOffset, __ATOMIC_ACQUIRE),
+                   used_wrap_);
 }
 
 std::optional<PackedUsedElem> PackedDriver::get_used() {
@@ -218,8 +228,8 @@ std::optional<PackedUsedElem> PackedDriver::get_used() {
     }
     BufferState& b = buffers_[e.id];
     if (e.written && e.len > b.writable) {
-        throw DeviceBug("PackedDriver: used len " + std::to_string(e.len) + " beyond the writable " +
-                        std::to_string(b.writable) + " bytes");
+        throw DeviceBug("PackedDriver: used len " + std::to_string(e.len) +
+                        " beyond the writable " + std::to_string(b.writable) + " bytes");
     }
     // The device wrote one used element for the whole list and skipped its other slots (2.8.6).
     uint32_t next = last_used_ + b.slots;
@@ -246,7 +256,8 @@ void PackedDriver::disable_interrupts() {
 }
 
 bool PackedDriver::enable_interrupts() {
-    // off_wrap before flags (2.8.10): the device reads them as one, never a DESC with a stale offset.
+    // off_wrap before flags (2.8.10): the device reads them as one, never a DESC with a stale
+    // offset.
     if (event_idx()) store16(driver_area_, off_wrap(last_used_, used_wrap_));
     event_flags_shadow_ = event_idx() ? kEventDesc : kEventEnable;
     store16(driver_area_ + 2, event_flags_shadow_, __ATOMIC_RELEASE);
@@ -308,7 +319,8 @@ PackedEventSuppress PackedDriver::driver_event() const {
 }
 
 PackedEventSuppress PackedDriver::device_event() const {
-    const uint32_t word = __atomic_load_n(reinterpret_cast<const uint32_t*>(device_area_), __ATOMIC_RELAXED);
+    const uint32_t word =
+        __atomic_load_n(reinterpret_cast<const uint32_t*>(device_area_), __ATOMIC_RELAXED);
     return {static_cast<uint16_t>(word & 0xffff), static_cast<uint16_t>(word >> 16)};
 }
 
@@ -325,7 +337,9 @@ void PackedDriver::forge(std::span<const PackedDesc> descs) {
 
 GuestAddress PackedDriver::write_table(std::span<const PackedDesc> table) {
     const GuestAddress addr = memory_.alloc(kDescSize * std::max<std::size_t>(table.size(), 1), 16);
-    if (!table.empty()) std::memcpy(memory_.raw(addr, kDescSize * table.size()), table.data(), kDescSize * table.size());
+    if (!table.empty())
+        std::memcpy(memory_.raw(addr, kDescSize * table.size()), table.data(),
+                    kDescSize * table.size());
     return addr;
 }
 

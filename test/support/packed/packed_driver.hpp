@@ -16,18 +16,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "driver_buffer.hpp"
 #include "test_memory.hpp"
 #include "vfsdax/memory/guest_address.hpp"
 #include "vfsdax/virtio/queue_config.hpp"
 
 namespace vfsdax::test {
-
-// One guest buffer element (2.8: "a buffer consists of zero or more device-readable elements
-// followed by zero or more device-writable elements").
-struct PackedBuffer {
-    GuestAddress addr;
-    uint32_t len = 0;
-};
 
 // struct pvirtq_desc as the guest reads or writes it (host byte order).
 struct PackedDesc {
@@ -59,7 +53,7 @@ struct DeviceBug : std::runtime_error {
 
 class PackedDriver {
 public:
-    using Buffer = PackedBuffer;
+    using Buffer = DriverBuffer;
 
     // Descriptor ring (16 * size, align 16), driver and device event suppression (4, align 4).
     struct Layout {
@@ -91,17 +85,17 @@ public:
     TestMemory& memory() { return memory_; }
 
     // A driver-owned guest buffer of `len` bytes (bump-allocated, never freed).
-    PackedBuffer alloc_buffer(uint32_t len, uint64_t align = 8);
+    DriverBuffer alloc_buffer(uint32_t len, uint64_t align = 8);
 
     // Writes one buffer (readable elements, then writable ones; at least one in all) into the
     // next free ring slots, one descriptor each, chained with NEXT. The buffer id goes in the
     // last descriptor (2.8.6). Invisible to the device until publish(). Returns the buffer id,
     // or nullopt when too few ring slots or no id is free.
-    std::optional<uint16_t> add(std::span<const PackedBuffer> readable,
-                                std::span<const PackedBuffer> writable);
+    std::optional<uint16_t> add(std::span<const DriverBuffer> readable,
+                                std::span<const DriverBuffer> writable);
     // The same buffer as an indirect table (2.8.7) in one ring slot. Needs INDIRECT_DESC.
-    std::optional<uint16_t> add_indirect(std::span<const PackedBuffer> readable,
-                                         std::span<const PackedBuffer> writable);
+    std::optional<uint16_t> add_indirect(std::span<const DriverBuffer> readable,
+                                         std::span<const DriverBuffer> writable);
     // Makes every buffer added since the last publish() available: their first descriptors'
     // flags, the earliest one last, with release ordering.
     void publish();
@@ -132,18 +126,18 @@ public:
     uint16_t in_flight() const { return static_cast<uint16_t>(size_ - free_ids_.size()); }
     uint16_t next_avail() const { return next_avail_; }  // next slot add() writes
     bool avail_wrap() const { return avail_wrap_; }
-    uint16_t last_used() const { return last_used_; }    // next slot get_used() reads
+    uint16_t last_used() const { return last_used_; }  // next slot get_used() reads
     bool used_wrap() const { return used_wrap_; }
     static uint16_t off_wrap(uint16_t slot, bool wrap) {
         return static_cast<uint16_t>(slot | (wrap ? kEventWrap : 0));
     }
 
     // Raw ring access, for forging. None of these touch the bookkeeping.
-    PackedDesc desc(uint16_t slot) const;                    // flags read with acquire
-    void set_desc(uint16_t slot, const PackedDesc& d);       // flags written last, release
+    PackedDesc desc(uint16_t slot) const;               // flags read with acquire
+    void set_desc(uint16_t slot, const PackedDesc& d);  // flags written last, release
     GuestAddress desc_addr(uint16_t slot) const;
     PackedEventSuppress driver_event() const;
-    PackedEventSuppress device_event() const;                 // one 32-bit snapshot
+    PackedEventSuppress device_event() const;  // one 32-bit snapshot
     // Writes `descs` at next_avail() as the driver would: each one's AVAIL/USED bits from the
     // wrap counter at its slot (over whatever the caller put there), everything else as given
     // (NEXT, WRITE, INDIRECT, id), the first one's flags last. Advances next_avail() and the
@@ -155,8 +149,8 @@ public:
 
 private:
     struct BufferState {
-        uint16_t slots = 0;       // ring slots the buffer took (0: id free)
-        uint64_t writable = 0;    // bytes the device may write
+        uint16_t slots = 0;     // ring slots the buffer took (0: id free)
+        uint64_t writable = 0;  // bytes the device may write
     };
     struct Table {
         GuestAddress addr;
@@ -183,14 +177,14 @@ private:
     std::byte* driver_area_;
     std::byte* device_area_;
 
-    std::vector<uint16_t> free_ids_;     // a stack
-    std::vector<BufferState> buffers_;   // by id
-    std::vector<Table> tables_;          // by id: a reusable indirect table
-    std::vector<Pending> pending_;       // heads added, not yet published
+    std::vector<uint16_t> free_ids_;    // a stack
+    std::vector<BufferState> buffers_;  // by id
+    std::vector<Table> tables_;         // by id: a reusable indirect table
+    std::vector<Pending> pending_;      // heads added, not yet published
     uint16_t num_free_;
     uint16_t next_avail_ = 0;
     bool avail_wrap_ = true;
-    uint16_t published_avail_ = 0;       // next_avail/wrap as of the last publish()
+    uint16_t published_avail_ = 0;  // next_avail/wrap as of the last publish()
     bool published_wrap_ = true;
     uint32_t published_since_kick_ = 0;  // slots published since the last kick decision
     uint16_t last_used_ = 0;

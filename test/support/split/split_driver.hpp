@@ -11,17 +11,12 @@
 #include <span>
 #include <vector>
 
+#include "driver_buffer.hpp"
 #include "test_memory.hpp"
 #include "vfsdax/memory/guest_address.hpp"
 #include "vfsdax/virtio/queue_config.hpp"
 
 namespace vfsdax::test {
-
-// One guest buffer (an element of a chain, 2.7.13.1).
-struct DriverBuffer {
-    GuestAddress addr;
-    uint32_t len = 0;
-};
 
 // struct virtq_desc, as the guest writes it.
 struct SplitDesc {
@@ -144,8 +139,8 @@ private:
     std::vector<Chain> chains_;   // by head
     std::vector<Table> tables_;   // per head: a reusable indirect table
     uint16_t avail_shadow_ = 0;
-    uint16_t published_ = 0;      // avail->idx as last published
-    uint16_t kick_checked_ = 0;   // avail->idx at the last kick decision
+    uint16_t published_ = 0;     // avail->idx as last published
+    uint16_t kick_checked_ = 0;  // avail->idx at the last kick decision
     uint16_t last_used_ = 0;
     uint16_t in_flight_count_ = 0;
     bool interrupts_enabled_ = true;

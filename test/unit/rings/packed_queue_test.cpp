@@ -1,11 +1,10 @@
 // PackedQueue through activate_queue() and the independent packed driver model (virtio 1.2, 2.8):
 // buffers, chains, indirect tables, wrap counters, out-of-order completion, both event
 // suppression areas, every malformed ring the device must refuse, and the sticky broken state.
-#include <catch2/catch.hpp>
-
 #include <sys/mman.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -58,7 +57,7 @@ struct Rig {
     }
     // A readable and a writable buffer of `len` bytes each, as a chain of two.
     uint16_t add_pair(uint32_t len = 64) {
-        const PackedBuffer r = drv.alloc_buffer(len), w = drv.alloc_buffer(len);
+        const DriverBuffer r = drv.alloc_buffer(len), w = drv.alloc_buffer(len);
         auto id = drv.add(std::span(&r, 1), std::span(&w, 1));
         REQUIRE(id.has_value());
         drv.publish();
@@ -91,7 +90,8 @@ void check_sticky(Queue& q) {
     CHECK_FALSE(q.needs_interrupt());
 }
 
-void check_segments(TestMemory& mem, std::span<const Segment> segs, std::span<const PackedBuffer> bufs) {
+void check_segments(TestMemory& mem, std::span<const Segment> segs,
+                    std::span<const DriverBuffer> bufs) {
     REQUIRE(segs.size() == bufs.size());
     for (std::size_t i = 0; i < segs.size(); ++i) {
         CHECK(segs[i].data() == mem.raw(bufs[i].addr, bufs[i].len));
@@ -160,7 +160,7 @@ TEST_CASE("packed: any size from 1 to 32768 activates, powers of two or not") {
 TEST_CASE("packed: one readable buffer, popped once, returned to the driver") {
     Rig rig(8);
     CHECK(rig.pop_none());
-    const PackedBuffer b = rig.drv.alloc_buffer(100);
+    const DriverBuffer b = rig.drv.alloc_buffer(100);
     auto id = rig.drv.add(std::span(&b, 1), {});
     REQUIRE(id);
     CHECK(rig.pop_none());  // not published yet
@@ -184,10 +184,13 @@ TEST_CASE("packed: one readable buffer, popped once, returned to the driver") {
 
 TEST_CASE("packed: a chain of readable then writable buffers carries data both ways") {
     Rig rig(8);
-    const PackedBuffer r[2] = {rig.drv.alloc_buffer(3), rig.drv.alloc_buffer(16)};
-    const PackedBuffer w[3] = {rig.drv.alloc_buffer(5), rig.drv.alloc_buffer(7), rig.drv.alloc_buffer(9)};
-    for (int i = 0; i < 3; ++i) rig.mem.store<uint8_t>(GuestAddress(r[0].addr.raw() + i), uint8_t(i));
-    for (int i = 0; i < 16; ++i) rig.mem.store<uint8_t>(GuestAddress(r[1].addr.raw() + i), uint8_t(3 + i));
+    const DriverBuffer r[2] = {rig.drv.alloc_buffer(3), rig.drv.alloc_buffer(16)};
+    const DriverBuffer w[3] = {rig.drv.alloc_buffer(5), rig.drv.alloc_buffer(7),
+                               rig.drv.alloc_buffer(9)};
+    for (int i = 0; i < 3; ++i)
+        rig.mem.store<uint8_t>(GuestAddress(r[0].addr.raw() + i), uint8_t(i));
+    for (int i = 0; i < 16; ++i)
+        rig.mem.store<uint8_t>(GuestAddress(r[1].addr.raw() + i), uint8_t(3 + i));
     auto id = rig.drv.add(r, w);
     REQUIRE(id);
     rig.drv.publish();
@@ -232,7 +235,7 @@ TEST_CASE("packed: the device never reports more written bytes than the writable
 
 TEST_CASE("packed: the buffer id comes from the last descriptor of the list") {
     Rig rig(8);
-    const PackedBuffer a = rig.drv.alloc_buffer(8), b = rig.drv.alloc_buffer(8);
+    const DriverBuffer a = rig.drv.alloc_buffer(8), b = rig.drv.alloc_buffer(8);
     const PackedDesc list[2] = {{a.addr.raw(), 8, 5, kNext}, {b.addr.raw(), 8, 2, kWrite}};
     rig.drv.forge(list);
     DescriptorChain c = rig.pop_one();
@@ -251,14 +254,15 @@ TEST_CASE("packed: used elements carry the device wrap counter, and WRITE only w
     for (int round = 0; round < 4; ++round) {
         const bool wrap = round % 2 == 0;  // the device's counter starts at 1
         for (uint16_t slot = 0; slot < 3; ++slot) {
-            const PackedBuffer w = rig.drv.alloc_buffer(16);
+            const DriverBuffer w = rig.drv.alloc_buffer(16);
             REQUIRE(rig.drv.add({}, std::span(&w, 1)));
             rig.drv.publish();
             DescriptorChain c = rig.pop_one();
             const uint32_t written = slot == 1 ? 0 : 10 + slot;
             REQUIRE(rig.q->push(c, written));
             const PackedDesc d = rig.drv.desc(slot);
-            const uint16_t wrap_bits = wrap ? PackedDriver::kDescF_Avail | PackedDriver::kDescF_Used : 0;
+            const uint16_t wrap_bits =
+                wrap ? PackedDriver::kDescF_Avail | PackedDriver::kDescF_Used : 0;
             CHECK(d.flags == (wrap_bits | (written ? kWrite : 0)));
             CHECK(d.id == c.token().id);
             CHECK(d.len == written);
@@ -271,12 +275,12 @@ TEST_CASE("packed: used elements carry the device wrap counter, and WRITE only w
 
 TEST_CASE("packed: indirect tables hold the whole list in one ring slot") {
     Rig rig(4, kIndirect);
-    const PackedBuffer r[2] = {rig.drv.alloc_buffer(4), rig.drv.alloc_buffer(12)};
-    const PackedBuffer w[2] = {rig.drv.alloc_buffer(8), rig.drv.alloc_buffer(8)};
+    const DriverBuffer r[2] = {rig.drv.alloc_buffer(4), rig.drv.alloc_buffer(12)};
+    const DriverBuffer w[2] = {rig.drv.alloc_buffer(8), rig.drv.alloc_buffer(8)};
     rig.mem.store<uint32_t>(r[0].addr, 0xdeadbeef);
     auto id = rig.drv.add_indirect(r, w);
     REQUIRE(id);
-    const PackedBuffer single = rig.drv.alloc_buffer(4);
+    const DriverBuffer single = rig.drv.alloc_buffer(4);
     auto id2 = rig.drv.add(std::span(&single, 1), {});
     REQUIRE(id2);
     rig.drv.publish();
@@ -305,8 +309,10 @@ TEST_CASE("packed: inside an indirect table only WRITE counts; NEXT and ids are 
     // 2.8.7: WRITE is the only valid flag in the table, the others are reserved and ignored,
     // and so is the buffer id; WRITE on the descriptor pointing to the table is ignored too.
     Rig rig(4, kIndirect);
-    const PackedBuffer a = rig.drv.alloc_buffer(8), b = rig.drv.alloc_buffer(8), d = rig.drv.alloc_buffer(8);
-    const PackedDesc table[3] = {{a.addr.raw(), 8, 77, kNext}, {b.addr.raw(), 8, 1234, 0},
+    const DriverBuffer a = rig.drv.alloc_buffer(8), b = rig.drv.alloc_buffer(8),
+                       d = rig.drv.alloc_buffer(8);
+    const PackedDesc table[3] = {{a.addr.raw(), 8, 77, kNext},
+                                 {b.addr.raw(), 8, 1234, 0},
                                  {d.addr.raw(), 8, 0xffff, kWrite | kNext}};
     const GuestAddress t = rig.drv.write_table(table);
     const PackedDesc pointer{t.raw(), 48, 3, kInd | kWrite};
@@ -322,13 +328,13 @@ TEST_CASE("packed: a list may take every slot of the ring, across its end") {
     Rig rig(5);
     // Move to slot 3 first, so the list of 5 wraps.
     for (int i = 0; i < 3; ++i) {
-        const PackedBuffer b = rig.drv.alloc_buffer(8);
+        const DriverBuffer b = rig.drv.alloc_buffer(8);
         REQUIRE(rig.drv.add(std::span(&b, 1), {}));
         rig.drv.publish();
         REQUIRE(rig.q->push(rig.pop_one(), 0));
         REQUIRE(rig.drv.get_used());
     }
-    std::vector<PackedBuffer> bufs;
+    std::vector<DriverBuffer> bufs;
     for (int i = 0; i < 5; ++i) bufs.push_back(rig.drv.alloc_buffer(8));
     auto id = rig.drv.add(std::span(bufs).first(2), std::span(bufs).subspan(2));
     REQUIRE(id);
@@ -353,22 +359,26 @@ TEST_CASE("packed: a list may take every slot of the ring, across its end") {
 namespace {
 
 struct Expected {
-    std::vector<PackedBuffer> readable, writable;
+    std::vector<DriverBuffer> readable, writable;
     DescriptorChain chain;
 };
 
 // Runs `steps` random steps: the driver adds lists of random shape (direct or indirect), the
 // device pops and completes them in random order, the driver collects. Every popped chain must
 // match what the driver added under that id, every used element what the device returned.
-void random_traffic(uint16_t size, uint64_t features, int steps, uint32_t seed, int* wraps_out = nullptr) {
+void random_traffic(uint16_t size, uint64_t features, int steps, uint32_t seed,
+                    int* wraps_out = nullptr) {
     Rig rig(size, features, 4 << 20);
     std::mt19937 rng(seed);
-    const auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-    std::vector<PackedBuffer> pool;  // reusable guest buffers
-    for (int i = 0; i < 64; ++i) pool.push_back(rig.drv.alloc_buffer(static_cast<uint32_t>(1 + i * 3)));
-    std::map<uint16_t, Expected> added;         // by id, not yet popped or not yet used
-    std::vector<uint16_t> popped;               // in flight at the device
-    std::map<uint16_t, uint32_t> pushed_len;    // pushed, not yet collected
+    const auto uniform = [&](int lo, int hi) {
+        return std::uniform_int_distribution<int>(lo, hi)(rng);
+    };
+    std::vector<DriverBuffer> pool;  // reusable guest buffers
+    for (int i = 0; i < 64; ++i)
+        pool.push_back(rig.drv.alloc_buffer(static_cast<uint32_t>(1 + i * 3)));
+    std::map<uint16_t, Expected> added;       // by id, not yet popped or not yet used
+    std::vector<uint16_t> popped;             // in flight at the device
+    std::map<uint16_t, uint32_t> pushed_len;  // pushed, not yet collected
     int wraps = 0;
     bool last_wrap = rig.drv.avail_wrap();
     uint64_t popped_total = 0, collected_total = 0;
@@ -379,9 +389,11 @@ void random_traffic(uint16_t size, uint64_t features, int steps, uint32_t seed, 
             const int n = uniform(1, std::min<int>(size, 6));
             const int nr = uniform(0, n);
             Expected e;
-            for (int i = 0; i < n; ++i) (i < nr ? e.readable : e.writable).push_back(pool[uniform(0, 63)]);
+            for (int i = 0; i < n; ++i)
+                (i < nr ? e.readable : e.writable).push_back(pool[uniform(0, 63)]);
             const bool indirect = (features & kIndirect) && uniform(0, 2) == 0;
-            auto id = indirect ? rig.drv.add_indirect(e.readable, e.writable) : rig.drv.add(e.readable, e.writable);
+            auto id = indirect ? rig.drv.add_indirect(e.readable, e.writable)
+                               : rig.drv.add(e.readable, e.writable);
             if (id) {
                 REQUIRE(added.count(*id) == 0);
                 added[*id] = std::move(e);
@@ -403,11 +415,12 @@ void random_traffic(uint16_t size, uint64_t features, int steps, uint32_t seed, 
             }
         } else if (action < 9) {
             if (!popped.empty()) {
-                const std::size_t k = static_cast<std::size_t>(uniform(0, static_cast<int>(popped.size()) - 1));
+                const std::size_t k =
+                    static_cast<std::size_t>(uniform(0, static_cast<int>(popped.size()) - 1));
                 const uint16_t id = popped[k];
                 popped.erase(popped.begin() + static_cast<long>(k));
-                const uint32_t len = static_cast<uint32_t>(
-                    std::min<uint64_t>(added[id].chain.writable_bytes(), static_cast<uint64_t>(uniform(0, 200))));
+                const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(
+                    added[id].chain.writable_bytes(), static_cast<uint64_t>(uniform(0, 200))));
                 REQUIRE(rig.q->push(added[id].chain, len));
                 pushed_len[id] = len;
             }
@@ -438,7 +451,8 @@ TEST_CASE("packed: wrap counters flip many times, for sizes that are powers of t
         for (uint64_t features : {uint64_t{0}, kIndirect}) {
             INFO("size " << size << " features " << features);
             int wraps = 0;
-            random_traffic(size, features, 20000, size * 31u + static_cast<uint32_t>(features >> 20), &wraps);
+            random_traffic(size, features, 20000,
+                           size * 31u + static_cast<uint32_t>(features >> 20), &wraps);
             CHECK(wraps >= 10);
         }
     }
@@ -446,7 +460,7 @@ TEST_CASE("packed: wrap counters flip many times, for sizes that are powers of t
 
 TEST_CASE("packed: in-order traffic laps the ring of 32768 too") {
     Rig rig(32768, 0, 4 << 20);
-    const PackedBuffer b = rig.drv.alloc_buffer(8), w = rig.drv.alloc_buffer(8);
+    const DriverBuffer b = rig.drv.alloc_buffer(8), w = rig.drv.alloc_buffer(8);
     for (int lap = 0; lap < 3; ++lap) {
         for (int i = 0; i < 32768 / 2; ++i) {
             REQUIRE(rig.drv.add(std::span(&b, 1), std::span(&w, 1)));
@@ -465,13 +479,14 @@ TEST_CASE("packed: in-order traffic laps the ring of 32768 too") {
 TEST_CASE("packed: out-of-order completion returns buffers by id") {
     Rig rig(8);
     // Lists of 1, 2, 1 and 3 slots: slots 0, 1-2, 3, 4-6.
-    std::vector<PackedBuffer> b;
+    std::vector<DriverBuffer> b;
     for (int i = 0; i < 7; ++i) b.push_back(rig.drv.alloc_buffer(8));
     std::vector<uint16_t> ids;
     const int shape[4] = {1, 2, 1, 3};
     int used_bufs = 0;
     for (int n : shape) {
-        auto id = rig.drv.add({}, std::span(b).subspan(static_cast<std::size_t>(used_bufs), static_cast<std::size_t>(n)));
+        auto id = rig.drv.add({}, std::span(b).subspan(static_cast<std::size_t>(used_bufs),
+                                                       static_cast<std::size_t>(n)));
         REQUIRE(id);
         ids.push_back(*id);
         used_bufs += n;
@@ -479,7 +494,8 @@ TEST_CASE("packed: out-of-order completion returns buffers by id") {
     rig.drv.publish();
     std::vector<DescriptorChain> chains;
     for (int i = 0; i < 4; ++i) chains.push_back(rig.pop_one());
-    for (int i = 0; i < 4; ++i) CHECK(chains[static_cast<std::size_t>(i)].token().id == ids[static_cast<std::size_t>(i)]);
+    for (int i = 0; i < 4; ++i)
+        CHECK(chains[static_cast<std::size_t>(i)].token().id == ids[static_cast<std::size_t>(i)]);
     // Completed as third, first, fourth, second: used elements at slots 0, 1, 2 and 5.
     const int order[4] = {2, 0, 3, 1};
     const uint16_t used_slot[4] = {0, 1, 2, 5};
@@ -541,8 +557,9 @@ TEST_CASE("packed: DESC means ENABLE when EVENT_IDX was not negotiated") {
 
 TEST_CASE("packed: DESC's wrap bit picks the lap of the event slot") {
     Rig rig(4, kEventIdx);
-    rig.drv.set_driver_event(PackedDriver::kEventDesc, PackedDriver::off_wrap(0, false));  // slot 0, 2nd lap
-    const PackedBuffer b = rig.drv.alloc_buffer(8);
+    rig.drv.set_driver_event(PackedDriver::kEventDesc,
+                             PackedDriver::off_wrap(0, false));  // slot 0, 2nd lap
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
     for (int i = 0; i < 4; ++i) {
         REQUIRE(rig.drv.add(std::span(&b, 1), {}));
         rig.drv.publish();
@@ -557,7 +574,7 @@ TEST_CASE("packed: DESC's wrap bit picks the lap of the event slot") {
     // And a slot inside a list counts when the list's used element skips over it.
     rig.drv.set_driver_event(PackedDriver::kEventDesc, PackedDriver::off_wrap(2, false));
     REQUIRE(rig.drv.get_used());
-    const PackedBuffer three[3] = {b, b, b};
+    const DriverBuffer three[3] = {b, b, b};
     REQUIRE(rig.drv.add(three, {}));
     rig.drv.publish();
     REQUIRE(rig.q->push(rig.pop_one(), 0));  // slots 1..3: used element at 1, 2 skipped
@@ -572,7 +589,7 @@ TEST_CASE("packed: DESC interrupts exactly when the used slots cover (off, wrap)
         INFO("size " << size);
         Rig rig(size, kEventIdx);
         std::mt19937 rng(size);
-        const PackedBuffer b = rig.drv.alloc_buffer(8);
+        const DriverBuffer b = rig.drv.alloc_buffer(8);
         uint64_t used_total = 0;
         std::vector<DescriptorChain> in_flight;
         int fired = 0;
@@ -585,8 +602,9 @@ TEST_CASE("packed: DESC interrupts exactly when the used slots cover (off, wrap)
             for (int p = 0; p < pushes; ++p) {
                 // Keep the ring busy with lists of 1..3 slots completed in random order.
                 while (rig.drv.num_free() > 0) {
-                    const int n = 1 + static_cast<int>(rng() % std::min<unsigned>(3, rig.drv.num_free()));
-                    const PackedBuffer list[3] = {b, b, b};
+                    const int n =
+                        1 + static_cast<int>(rng() % std::min<unsigned>(3, rig.drv.num_free()));
+                    const DriverBuffer list[3] = {b, b, b};
                     REQUIRE(rig.drv.add(std::span(list, static_cast<std::size_t>(n)), {}));
                 }
                 rig.drv.publish();
@@ -613,7 +631,7 @@ TEST_CASE("packed: DESC interrupts exactly when the used slots cover (off, wrap)
 
 TEST_CASE("packed: Linux-style enable_interrupts and enable_interrupts_delayed") {
     Rig rig(8, kEventIdx);
-    const PackedBuffer b = rig.drv.alloc_buffer(8);
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
     for (int i = 0; i < 8; ++i) REQUIRE(rig.drv.add(std::span(&b, 1), {}));
     rig.drv.publish();
     std::vector<DescriptorChain> chains;
@@ -740,7 +758,7 @@ TEST_CASE("packed: notifications both ways under two threads never get lost") {
             }
         });
 
-        std::vector<PackedBuffer> in, out;
+        std::vector<DriverBuffer> in, out;
         std::vector<std::size_t> free_pairs;
         for (std::size_t p = 0; p < 16; ++p) {
             in.push_back(rig.drv.alloc_buffer(8));
@@ -757,8 +775,9 @@ TEST_CASE("packed: notifications both ways under two threads never get lost") {
                 const std::size_t p = free_pairs.back();
                 rig.mem.store<uint64_t>(in[p].addr, uint64_t(sent) * 3);
                 const bool indirect = (features & kIndirect) && sent % 2;
-                auto id = indirect ? rig.drv.add_indirect(std::span(&in[p], 1), std::span(&out[p], 1))
-                                   : rig.drv.add(std::span(&in[p], 1), std::span(&out[p], 1));
+                auto id = indirect
+                              ? rig.drv.add_indirect(std::span(&in[p], 1), std::span(&out[p], 1))
+                              : rig.drv.add(std::span(&in[p], 1), std::span(&out[p], 1));
                 if (!id) {
                     ring_full = true;
                     break;
@@ -836,7 +855,7 @@ TEST_CASE("packed: addr + len wrapping the address space") {
 
 TEST_CASE("packed: a zero-length descriptor") {
     Rig rig(4);
-    const PackedBuffer b = rig.drv.alloc_buffer(8);
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
     const PackedDesc list[2] = {{b.addr.raw(), 8, 0, kNext}, {b.addr.raw(), 0, 0, kWrite}};
     rig.drv.forge(list);
     CHECK(rig.pop_error() == QueueError::ZeroLength);
@@ -845,10 +864,12 @@ TEST_CASE("packed: a zero-length descriptor") {
 
 TEST_CASE("packed: a list longer than the queue") {
     Rig rig(4);
-    const PackedBuffer b = rig.drv.alloc_buffer(8);
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
     // Four descriptors, all with NEXT: the fifth would be the first again.
-    const PackedDesc list[4] = {{b.addr.raw(), 8, 0, kNext}, {b.addr.raw(), 8, 0, kNext},
-                                {b.addr.raw(), 8, 0, kNext}, {b.addr.raw(), 8, 0, kNext}};
+    const PackedDesc list[4] = {{b.addr.raw(), 8, 0, kNext},
+                                {b.addr.raw(), 8, 0, kNext},
+                                {b.addr.raw(), 8, 0, kNext},
+                                {b.addr.raw(), 8, 0, kNext}};
     rig.drv.forge(list);
     CHECK(rig.pop_error() == QueueError::ChainTooLong);
     check_sticky(*rig.q);
@@ -862,7 +883,8 @@ TEST_CASE("packed: a list longer than 2^32 - 1 bytes") {
     Rig rig(4);
     const uint64_t base = uint64_t{1} << 40;
     REQUIRE(rig.mem.memory().add_region(GuestAddress(base), big, host));
-    const PackedDesc list[2] = {{base, 0x80000000u, 0, kNext | kWrite}, {base + 0x80000000u, 0x80000000u, 0, kWrite}};
+    const PackedDesc list[2] = {{base, 0x80000000u, 0, kNext | kWrite},
+                                {base + 0x80000000u, 0x80000000u, 0, kWrite}};
     rig.drv.forge(list);
     CHECK(rig.pop_error() == QueueError::LengthOverflow);
     check_sticky(*rig.q);
@@ -871,7 +893,7 @@ TEST_CASE("packed: a list longer than 2^32 - 1 bytes") {
 
 TEST_CASE("packed: a readable descriptor after a writable one") {
     Rig rig(4);
-    const PackedBuffer b = rig.drv.alloc_buffer(8);
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
     const PackedDesc list[2] = {{b.addr.raw(), 8, 0, kNext | kWrite}, {b.addr.raw(), 8, 0, 0}};
     rig.drv.forge(list);
     CHECK(rig.pop_error() == QueueError::ReadableAfterWritable);
@@ -891,77 +913,115 @@ TEST_CASE("packed: malformed indirect descriptors") {
         return rig.drv.write_table(t);
     };
     SECTION("INDIRECT without VIRTIO_F_INDIRECT_DESC") {
-        run(0, [&](Rig& rig) {
-            const PackedDesc d{table_of(rig, 2).raw(), 32, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::BadIndirectTable);
+        run(
+            0,
+            [&](Rig& rig) {
+                const PackedDesc d{table_of(rig, 2).raw(), 32, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("INDIRECT with NEXT") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedBuffer b = rig.drv.alloc_buffer(8);
-            const PackedDesc list[2] = {{table_of(rig, 2).raw(), 32, 0, kInd | kNext}, {b.addr.raw(), 8, 0, 0}};
-            rig.drv.forge(list);
-        }, QueueError::BadIndirectTable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const DriverBuffer b = rig.drv.alloc_buffer(8);
+                const PackedDesc list[2] = {{table_of(rig, 2).raw(), 32, 0, kInd | kNext},
+                                            {b.addr.raw(), 8, 0, 0}};
+                rig.drv.forge(list);
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("INDIRECT after a NEXT") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedBuffer b = rig.drv.alloc_buffer(8);
-            const PackedDesc list[2] = {{b.addr.raw(), 8, 0, kNext}, {table_of(rig, 2).raw(), 32, 0, kInd}};
-            rig.drv.forge(list);
-        }, QueueError::BadIndirectTable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const DriverBuffer b = rig.drv.alloc_buffer(8);
+                const PackedDesc list[2] = {{b.addr.raw(), 8, 0, kNext},
+                                            {table_of(rig, 2).raw(), 32, 0, kInd}};
+                rig.drv.forge(list);
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("table length 0") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc d{table_of(rig, 2).raw(), 0, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::BadIndirectTable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc d{table_of(rig, 2).raw(), 0, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("table length not a multiple of 16") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc d{table_of(rig, 2).raw(), 24, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::BadIndirectTable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc d{table_of(rig, 2).raw(), 24, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("table longer than the device accepts") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc d{table_of(rig, 1).raw(), 16 * 65537, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::BadIndirectTable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc d{table_of(rig, 1).raw(), 16 * 65537, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::BadIndirectTable);
     }
     SECTION("table outside guest memory") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc d{rig.mem.base() + rig.mem.size() - 16, 32, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::AddressOutOfRange);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc d{rig.mem.base() + rig.mem.size() - 16, 32, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::AddressOutOfRange);
     }
     SECTION("nested indirect") {
-        run(kIndirect, [&](Rig& rig) {
-            const GuestAddress inner = table_of(rig, 1);
-            const PackedDesc outer[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0}, {inner.raw(), 16, 0, kInd}};
-            const PackedDesc d{rig.drv.write_table(outer).raw(), 32, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::NestedIndirect);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const GuestAddress inner = table_of(rig, 1);
+                const PackedDesc outer[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0},
+                                             {inner.raw(), 16, 0, kInd}};
+                const PackedDesc d{rig.drv.write_table(outer).raw(), 32, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::NestedIndirect);
     }
     SECTION("zero-length buffer inside the table") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc t[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0}, {rig.drv.alloc_buffer(8).addr.raw(), 0, 0, 0}};
-            const PackedDesc d{rig.drv.write_table(t).raw(), 32, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::ZeroLength);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc t[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0},
+                                         {rig.drv.alloc_buffer(8).addr.raw(), 0, 0, 0}};
+                const PackedDesc d{rig.drv.write_table(t).raw(), 32, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::ZeroLength);
     }
     SECTION("readable after writable inside the table") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc t[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, kWrite}, {rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0}};
-            const PackedDesc d{rig.drv.write_table(t).raw(), 32, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::ReadableAfterWritable);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc t[2] = {{rig.drv.alloc_buffer(8).addr.raw(), 8, 0, kWrite},
+                                         {rig.drv.alloc_buffer(8).addr.raw(), 8, 0, 0}};
+                const PackedDesc d{rig.drv.write_table(t).raw(), 32, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::ReadableAfterWritable);
     }
     SECTION("buffer outside memory inside the table") {
-        run(kIndirect, [&](Rig& rig) {
-            const PackedDesc t[1] = {{0x20, 8, 0, 0}};
-            const PackedDesc d{rig.drv.write_table(t).raw(), 16, 0, kInd};
-            rig.drv.forge(std::span(&d, 1));
-        }, QueueError::AddressOutOfRange);
+        run(
+            kIndirect,
+            [&](Rig& rig) {
+                const PackedDesc t[1] = {{0x20, 8, 0, 0}};
+                const PackedDesc d{rig.drv.write_table(t).raw(), 16, 0, kInd};
+                rig.drv.forge(std::span(&d, 1));
+            },
+            QueueError::AddressOutOfRange);
     }
 }
 
