@@ -22,15 +22,21 @@ constexpr std::size_t kNameBytes = PATH_MAX;
 
 }  // namespace
 
-Outcome FuseServer::Impl::lookup(Call& c) {
+template <typename Make>
+Outcome FuseServer::Impl::reply_named_entry(Call& c, Make&& make) {
     auto names = strings(c, kNameBytes);
     if (!names) return c.reply.error(names.error());
     auto name = names->next_name();
     if (!name) return c.reply.error(name.error());
     if (c.reply.room() < sizeof(fuse_entry_out)) return c.reply.error(EINVAL);
-    auto entry = fs_.lookup(c.ctx, c.in.nodeid, *name);
+    Result<Entry> entry = make(*name);
     if (!entry) return c.reply.error(entry.error());
     return reply_entry(c, *entry);
+}
+
+Outcome FuseServer::Impl::lookup(Call& c) {
+    return reply_named_entry(
+        c, [&](std::string_view name) { return fs_.lookup(c.ctx, c.in.nodeid, name); });
 }
 
 Outcome FuseServer::Impl::forget(Call& c) {
@@ -104,27 +110,17 @@ Outcome FuseServer::Impl::symlink(Call& c) {
 Outcome FuseServer::Impl::mknod(Call& c) {
     auto in = c.body.take<fuse_mknod_in>();
     if (!in) return c.reply.error(in.error());
-    auto names = strings(c, kNameBytes);
-    if (!names) return c.reply.error(names.error());
-    auto name = names->next_name();
-    if (!name) return c.reply.error(name.error());
-    if (c.reply.room() < sizeof(fuse_entry_out)) return c.reply.error(EINVAL);
-    auto entry = fs_.mknod(c.ctx, c.in.nodeid, *name, in->mode, in->rdev, in->umask);
-    if (!entry) return c.reply.error(entry.error());
-    return reply_entry(c, *entry);
+    return reply_named_entry(c, [&](std::string_view name) {
+        return fs_.mknod(c.ctx, c.in.nodeid, name, in->mode, in->rdev, in->umask);
+    });
 }
 
 Outcome FuseServer::Impl::mkdir(Call& c) {
     auto in = c.body.take<fuse_mkdir_in>();
     if (!in) return c.reply.error(in.error());
-    auto names = strings(c, kNameBytes);
-    if (!names) return c.reply.error(names.error());
-    auto name = names->next_name();
-    if (!name) return c.reply.error(name.error());
-    if (c.reply.room() < sizeof(fuse_entry_out)) return c.reply.error(EINVAL);
-    auto entry = fs_.mkdir(c.ctx, c.in.nodeid, *name, in->mode, in->umask);
-    if (!entry) return c.reply.error(entry.error());
-    return reply_entry(c, *entry);
+    return reply_named_entry(c, [&](std::string_view name) {
+        return fs_.mkdir(c.ctx, c.in.nodeid, name, in->mode, in->umask);
+    });
 }
 
 Outcome FuseServer::Impl::unlink(Call& c) {
@@ -171,15 +167,10 @@ Outcome FuseServer::Impl::rename(Call& c, bool with_flags) {
 Outcome FuseServer::Impl::link(Call& c) {
     auto in = c.body.take<fuse_link_in>();
     if (!in) return c.reply.error(in.error());
-    auto names = strings(c, kNameBytes);
-    if (!names) return c.reply.error(names.error());
-    auto name = names->next_name();
-    if (!name) return c.reply.error(name.error());
-    if (c.reply.room() < sizeof(fuse_entry_out)) return c.reply.error(EINVAL);
     // The request's nodeid is the new parent; the existing node comes in the body.
-    auto entry = fs_.link(c.ctx, in->oldnodeid, c.in.nodeid, *name);
-    if (!entry) return c.reply.error(entry.error());
-    return reply_entry(c, *entry);
+    return reply_named_entry(c, [&](std::string_view name) {
+        return fs_.link(c.ctx, in->oldnodeid, c.in.nodeid, name);
+    });
 }
 
 Outcome FuseServer::Impl::statfs(Call& c) {

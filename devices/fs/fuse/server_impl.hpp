@@ -85,6 +85,10 @@ private:
 
     // Replies with an entry, or forgets it again when the reply cannot carry it.
     uint32_t reply_entry(Call& call, const Entry& entry);
+    // LOOKUP, MKNOD, MKDIR, LINK: one name after the fixed part and room for the entry, then
+    // the entry `make(name)` returns (node_ops.cpp).
+    template <typename Make>
+    Outcome reply_named_entry(Call& call, Make&& make);
     uint32_t reply_create(Call& call, const CreateResult& created);
     fuse_entry_out entry_out(const Entry& entry) const;
     fuse_attr_out attr_out(const Attr& attr) const;
