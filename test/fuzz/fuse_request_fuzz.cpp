@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fuse/buffer_request.hpp"
 #include "vfsdax/fs/fuse_server.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
@@ -35,40 +36,21 @@ public:
     std::expected<void, int> reset() override { return {}; }
 };
 
-// Owns its buffers: a parked SETLKW completes after the input is gone.
-class FuzzRequest final : public fs::FuseRequest {
+// Checks what the server wrote back.
+class FuzzRequest final : public test::BufferRequest {
 public:
     FuzzRequest(const uint8_t* data, std::size_t size, std::size_t segment, std::size_t reply)
-        : request_(reinterpret_cast<const std::byte*>(data),
-                   reinterpret_cast<const std::byte*>(data) + size),
-          reply_(reply) {
-        for (std::size_t at = 0; at < request_.size(); at += segment) {
-            const std::size_t n = std::min(segment, request_.size() - at);
-            (void)chain_.add({request_.data() + at, n}, false);
-        }
-        if (!reply_.empty()) (void)chain_.add({reply_.data(), reply_.size()}, true);
-        reader_.emplace(chain_);
-        writer_.emplace(chain_);
-    }
-    virtio::ChainReader& reader() override { return *reader_; }
-    virtio::ChainWriter& writer() override { return *writer_; }
+        : BufferRequest({reinterpret_cast<const std::byte*>(data), size}, reply, segment) {}
     void complete(uint32_t written) override {
         // The reply must fit what the chain offered and carry a consistent header.
-        if (written > reply_.size()) abort();
+        if (written > reply().size()) abort();
         if (written != 0) {
             fuse_out_header out;
             if (written < sizeof(out)) abort();
-            std::memcpy(&out, reply_.data(), sizeof(out));
+            std::memcpy(&out, reply().data(), sizeof(out));
             if (out.len != written || out.error > 0) abort();
         }
     }
-
-private:
-    std::vector<std::byte> request_;
-    std::vector<std::byte> reply_;
-    virtio::DescriptorChain chain_;
-    std::optional<virtio::ChainReader> reader_;
-    std::optional<virtio::ChainWriter> writer_;
 };
 
 struct Session {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "fuse/buffer_request.hpp"
 #include "fuse/fuse_client.hpp"
 #include "fuse/temp_dir.hpp"
 #include "vfsdax/fs/passthrough.hpp"
@@ -23,9 +24,8 @@ using vfsdax::fs::FuseOptions;
 
 namespace {
 
-// A request whose buffers the test owns: the readable bytes split into segments of
-// `segment` bytes (hostile guests split anywhere), one writable buffer of `reply_capacity`.
-class TestRequest final : public fs::FuseRequest {
+// Hands the reply to the waiting test.
+class TestRequest final : public BufferRequest {
 public:
     struct State {
         std::mutex mutex;
@@ -34,32 +34,17 @@ public:
         Bytes reply;
     };
 
-    TestRequest(Bytes request, uint32_t reply_capacity, std::size_t segment,
+    TestRequest(const Bytes& request, uint32_t reply_capacity, std::size_t segment,
                 std::shared_ptr<State> state)
-        : request_(std::move(request)), reply_(reply_capacity), state_(std::move(state)) {
-        for (std::size_t at = 0; at < request_.size(); at += segment) {
-            const std::size_t n = std::min(segment, request_.size() - at);
-            (void)chain_.add({request_.data() + at, n}, false);
-        }
-        if (!reply_.empty()) (void)chain_.add({reply_.data(), reply_.size()}, true);
-        reader_.emplace(chain_);
-        writer_.emplace(chain_);
-    }
-    virtio::ChainReader& reader() override { return *reader_; }
-    virtio::ChainWriter& writer() override { return *writer_; }
+        : BufferRequest(request, reply_capacity, segment), state_(std::move(state)) {}
     void complete(uint32_t written) override {
         std::lock_guard lock(state_->mutex);
         state_->written = written;
-        state_->reply.assign(reply_.begin(), reply_.begin() + written);
+        state_->reply.assign(reply().begin(), reply().begin() + written);
         state_->done.notify_all();
     }
 
 private:
-    Bytes request_;
-    Bytes reply_;
-    virtio::DescriptorChain chain_;
-    std::optional<virtio::ChainReader> reader_;
-    std::optional<virtio::ChainWriter> writer_;
     std::shared_ptr<State> state_;
 };
 
