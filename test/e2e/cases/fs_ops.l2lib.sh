@@ -8,20 +8,26 @@ FSOPS=/e2e/files/fsops
 fs_ops_run() {
   m="$1" label="$2" want_dax="$3" bad=0
   f() { echo "E2E-FAIL: $label: $*"; bad=1; }
+  # Progress on the console: when a run hangs, the last step names the operation.
+  step() { echo "L2-STEP: $label: $*"; }
   t0=$(cut -d' ' -f1 /proc/uptime)
 
+  step "dax state"
   # The mount's DAX state, per file (statx STATX_ATTR_DAX) and in /proc/mounts.
   got="$($FSOPS dax "$m/hello.txt" 2>&1)"
   [ "$got" = "$want_dax" ] || f "DAX state of hello.txt is '$got', want '$want_dax'"
+  step "read"
   # Reading a host file (through the DAX window when it is on).
   [ "$(cat "$m/hello.txt")" = "hello from the host" ] || f "hello.txt reads '$(cat "$m/hello.txt")'"
 
+  step "create and append"
   # create, write, append, read back
   echo "written by the guest" >"$m/g-new.txt" || f "create g-new.txt failed"
   echo "second line" >>"$m/g-new.txt" || f "append to g-new.txt failed"
   [ "$(cat "$m/g-new.txt")" = "written by the guest
 second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
 
+  step "mmap"
   # mmap: read a host file, write into it, and write a new guest file.
   want="$(cat "$m/mm.expect")"
   got="$($FSOPS mmap-read "$m/mm.bin" 4096 10)" || f "mmap-read mm.bin failed"
@@ -34,6 +40,7 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   got="$($FSOPS mmap-read "$m/g-mm.bin" 4100 14)" || f "mmap-read g-mm.bin failed"
   [ "$got" = "GUEST-MMAP-NEW" ] || f "mmap-read of g-mm.bin gives '$got'"
 
+  step "rename and unlink"
   # rename (a host file and a guest file), unlink (both kinds)
   mv "$m/ren-src.txt" "$m/ren-dst.txt" || f "rename ren-src.txt failed"
   [ ! -e "$m/ren-src.txt" ] || f "ren-src.txt still exists after rename"
@@ -44,17 +51,20 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   echo tmp >"$m/g-tmp" && rm "$m/g-tmp" || f "create+unlink g-tmp failed"
   [ ! -e "$m/g-tmp" ] || f "g-tmp still exists after unlink"
 
+  step "symlinks"
   # symlinks: the guest's own and one the host made
   ln -s g-new.txt "$m/g-sym" || f "symlink g-sym failed"
   [ "$(readlink "$m/g-sym")" = g-new.txt ] || f "readlink g-sym is '$(readlink "$m/g-sym")'"
   [ "$(head -n1 "$m/g-sym")" = "written by the guest" ] || f "reading through g-sym failed"
   [ "$(cat "$m/host-link")" = "hello from the host" ] || f "reading through host-link failed"
 
+  step "hard link"
   # hard link
   ln "$m/g-new.txt" "$m/g-hard" || f "hard link g-hard failed"
   [ "$(stat -c %h "$m/g-new.txt")" = 2 ] || f "g-new.txt has $(stat -c %h "$m/g-new.txt") links, want 2"
   [ "$(stat -c %i "$m/g-new.txt")" = "$(stat -c %i "$m/g-hard")" ] || f "g-hard is not the same inode"
 
+  step "xattrs"
   # xattrs, in the namespace the host's file system stores (the host wrote it to xattr.ns)
   ns="$(cat "$m/xattr.ns")"
   if [ "$ns" = none ]; then
@@ -67,16 +77,19 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
     [ "$got" = guest-value ] || f "$ns.e2e_guest reads back '$got'"
   fi
 
+  step "truncate"
   # truncate: shrink a host file, grow a guest file
   truncate -s 100 "$m/trunc.txt" || f "truncate -s 100 trunc.txt failed"
   [ "$(stat -c %s "$m/trunc.txt")" = 100 ] || f "trunc.txt is $(stat -c %s "$m/trunc.txt") bytes after truncate"
   truncate -s 3000000 "$m/g-grow" || f "truncate -s 3000000 g-grow failed"
 
+  step "fsync"
   # fsync(2) and sync
   echo "synced by the guest" >"$m/g-sync.txt" || f "create g-sync.txt failed"
   $FSOPS fsync "$m/g-sync.txt" || f "fsync g-sync.txt failed"
   sync || f "sync failed"
 
+  step "1000 entries"
   # a directory of 1000 entries both ways
   n="$(ls "$m/hostdir" | wc -l)"
   [ "$n" = 1000 ] || f "hostdir lists $n entries, want 1000"
@@ -90,6 +103,7 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   n="$(ls "$m/g-dir" | wc -l)"
   [ "$n" = 1000 ] || f "g-dir lists $n entries, want 1000"
 
+  step "files larger than the window"
   # files larger than the DAX window, read and written
   got="$(sha256sum "$m/big-host.txt" | cut -d' ' -f1)"
   [ "$got" = "$(cat "$m/big-host.sha256")" ] || f "big-host.txt reads with sha256 $got, the host's is $(cat "$m/big-host.sha256")"

@@ -15,7 +15,10 @@ echo "first line" >$m/g-small.txt || f "create g-small.txt failed"
 
 /e2e/files/vmm_dax_truncate_guest $m/big.bin $m/truncated.flag 100 || f "the mapping of big.bin misbehaved (see above)"
 
-# The guest kernel and the VMM are still there: more I/O on the same mount.
+# The guest kernel and the VMM are still there: more I/O on the same mount. The guest may
+# still hold big.bin's old size in its attribute cache (cache=auto: 1 s), so give it time.
+i=0
+while [ "$(stat -c %s $m/big.bin)" != 100 ] && [ $i -lt 10 ]; do sleep 1; i=$((i + 1)); done
 [ "$(stat -c %s $m/big.bin)" = 100 ] || f "big.bin is $(stat -c %s $m/big.bin) bytes in the guest, want 100"
 [ "$(cat $m/big.bin)" = "$(seq 1 1000000 | head -c 100)" ] || f "big.bin's first 100 bytes changed"
 echo "second line" >>$m/g-small.txt || f "append to g-small.txt failed"
