@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -189,11 +191,6 @@ std::expected<void, std::string> Machine::setup_halt_detection() {
         // The vCPU threads answer in check_parked() once KVM_RUN returns to them.
         for (std::size_t i = 0; i < threads_.size(); ++i)
             vcpus_[i].kick(threads_[i].native_handle());
-        // A vCPU stuck on a window page the host truncated may never leave KVM_RUN (see
-        // FaultRepairs); the same tick finds and repairs such pages.
-        if (!fault_repairs_.empty()) {
-            if (auto scanned = fault_repairs_.scan(); !scanned) request_stop(1, scanned.error());
-        }
     });
 }
 
@@ -254,13 +251,36 @@ void Machine::request_stop(int status, const std::string& reason) {
 int Machine::run() {
     threads_.reserve(vcpus_.size());
     for (Vcpu& vcpu : vcpus_) threads_.emplace_back([this, &vcpu] { vcpu_thread(vcpu); });
+    // On its own thread: a scan probes every mapped extent, and neither device notifications
+    // nor signals on the event loop may wait for it.
+    std::jthread scanner;
+    if (!fault_repairs_.empty()) {
+        scanner = std::jthread([this](std::stop_token stop) { scan_for_broken_memory(stop); });
+    }
     loop_->run();
+    scanner.request_stop();
     stopping_ = true;
     for (std::size_t i = 0; i < threads_.size(); ++i) vcpus_[i].kick(threads_[i].native_handle());
     for (std::thread& t : threads_) t.join();
     threads_.clear();
     std::lock_guard lock(stop_mutex_);
     return exit_status_;
+}
+
+// A vCPU stuck on a window page the host truncated may never leave KVM_RUN (see FaultRepairs):
+// once a second, find and repair such pages.
+void Machine::scan_for_broken_memory(std::stop_token stop) {
+    std::mutex mutex;
+    std::condition_variable_any wake;
+    std::unique_lock lock(mutex);
+    while (!wake.wait_for(lock, stop, std::chrono::seconds(kHaltCheckSeconds), [] {
+        return false;
+    }) && !stop.stop_requested()) {
+        if (auto scanned = fault_repairs_.scan(); !scanned) {
+            request_stop(1, scanned.error());
+            return;
+        }
+    }
 }
 
 void Machine::vcpu_thread(Vcpu& vcpu) {

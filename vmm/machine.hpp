@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,6 +70,7 @@ public:
 private:
     explicit Machine(Kvm kvm, Vm vm);
     void vcpu_thread(Vcpu& vcpu);
+    void scan_for_broken_memory(std::stop_token stop);
     // false: the vCPU must stop (the machine is stopping, or this exit was fatal).
     bool handle_exit(Vcpu& vcpu);
     std::expected<void, std::string> setup_console(const MachineOptions& options);
