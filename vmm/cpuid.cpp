@@ -3,14 +3,12 @@
 
 namespace vfsdax::vmm {
 
-void set_cpuid_for_vcpu(std::vector<kvm_cpuid_entry2>& entries, const VcpuCpuid& vcpu) {
-    const uint32_t apic_id = vcpu.apic_id;
+void set_cpuid_for_vcpu(std::vector<kvm_cpuid_entry2>& entries, uint32_t apic_id, unsigned cpus) {
     for (kvm_cpuid_entry2& e : entries) {
         switch (e.function) {
             case 1:
-                e.ebx = (e.ebx & 0x0000ffff) | (apic_id << 24) | ((vcpu.cpus & 0xff) << 16);
+                e.ebx = (e.ebx & 0x0000ffff) | (apic_id << 24) | ((cpus & 0xff) << 16);
                 e.ecx |= kCpuidHypervisorBit;
-                if (vcpu.tsc_deadline_timer) e.ecx |= kCpuidTscDeadlineBit;
                 break;
             case 0xb:
             case 0x1f:
