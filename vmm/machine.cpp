@@ -86,11 +86,17 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
 
     auto cpuid = m->kvm_.supported_cpuid();
     if (!cpuid) return std::unexpected(cpuid.error());
+    const auto tsc_deadline = resolve_tsc_deadline(
+        options.tsc_deadline,
+        {.kvm_emulates = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+         .host_is_qemu_tcg = running_under_qemu_tcg()});
+    if (!tsc_deadline) return std::unexpected(tsc_deadline.error());
+    log(LogLevel::Info, "TSC-deadline timer: {}", *tsc_deadline ? "on" : "off");
     for (unsigned id = 0; id < options.cpus; ++id) {
         auto vcpu = Vcpu::create(m->kvm_, m->vm_, id);
         if (!vcpu) return std::unexpected(fmt::format("vCPU {}: {}", id, vcpu.error()));
         auto entries = *cpuid;
-        set_cpuid_for_vcpu(entries, id, options.cpus);
+        set_cpuid_for_vcpu(entries, {id, options.cpus, *tsc_deadline});
         KvmResult r = vcpu->set_cpuid(entries);
         if (r) r = vcpu->set_local_interrupts();
         if (r && id == 0) r = vcpu->set_boot_state(*entry);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bus.hpp"
+#include "cpuid.hpp"
 #include "event_loop.hpp"
 #include "fault_repair.hpp"
 #include "guest_ram.hpp"
@@ -32,6 +33,7 @@ struct MachineOptions {
     uint64_t memory = 0;
     int console_in = 0;   // guest console input (stdin); -1: none
     int console_out = 1;  // guest console output (stdout)
+    TscDeadline tsc_deadline = TscDeadline::Auto;
 };
 
 // Lifecycle: create() builds the VM, RAM, vCPUs and legacy devices and loads the kernel;

@@ -19,6 +19,18 @@ namespace {
 constexpr int kUsageError = 2;
 constexpr int kStartError = 1;
 
+vfsdax::vmm::TscDeadline machine_tsc_deadline(vfsdax::vmm_cli::TscDeadline mode) {
+    switch (mode) {
+        case vfsdax::vmm_cli::TscDeadline::On:
+            return vfsdax::vmm::TscDeadline::On;
+        case vfsdax::vmm_cli::TscDeadline::Off:
+            return vfsdax::vmm::TscDeadline::Off;
+        case vfsdax::vmm_cli::TscDeadline::Auto:
+            break;
+    }
+    return vfsdax::vmm::TscDeadline::Auto;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,8 +73,9 @@ int main(int argc, char** argv) {
     if (auto r = fs::drop_capabilities(keep_also); !r) {
         vmm::log(vmm::LogLevel::Debug, "capabilities not dropped: {}", std::strerror(r.error()));
     }
-    auto machine = vmm::Machine::create(vmm::MachineOptions{
-        config.kernel, config.initrd, config.cmdline, config.cpus, config.memory, 0, 1});
+    auto machine = vmm::Machine::create(
+        vmm::MachineOptions{config.kernel, config.initrd, config.cmdline, config.cpus,
+                            config.memory, 0, 1, machine_tsc_deadline(config.tsc_deadline)});
     if (!machine) {
         vmm::log(vmm::LogLevel::Error, "{}", machine.error());
         return kStartError;

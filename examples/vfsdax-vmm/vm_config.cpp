@@ -12,6 +12,9 @@
 namespace vfsdax::vmm_cli {
 namespace {
 
+constexpr std::string_view kNotAVmField =
+    "is not a field (kernel, initrd, cmdline, cpus, memory, log-level, tsc-deadline, fs)";
+
 std::unexpected<std::string> fail(std::string message) {
     return std::unexpected(std::move(message));
 }
@@ -48,6 +51,13 @@ std::expected<LogLevel, std::string> parse_log_level(std::string_view text) {
     if (text == "info") return LogLevel::Info;
     if (text == "debug") return LogLevel::Debug;
     return fail(fmt::format("\"{}\" is not one of error, warn, info, debug", text));
+}
+
+std::expected<TscDeadline, std::string> parse_tsc_deadline(std::string_view text) {
+    if (text == "auto") return TscDeadline::Auto;
+    if (text == "on") return TscDeadline::On;
+    if (text == "off") return TscDeadline::Off;
+    return fail(fmt::format("\"{}\" is not one of auto, on, off", text));
 }
 
 std::expected<bool, std::string> parse_on_off(std::string_view text) {
@@ -272,10 +282,9 @@ std::expected<void, std::string> apply_json(const nlohmann::json& doc, std::stri
                 return bad(key, fmt::format("{} is not a positive integer{}", value.dump(),
                                             key == "memory" ? " or a size string" : ""));
         } else if (!value.is_string()) {
-            if (key != "kernel" && key != "initrd" && key != "cmdline" && key != "log-level")
-                return bad(key,
-                           "is not a field (kernel, initrd, cmdline, cpus, memory, "
-                           "log-level, fs)");
+            if (key != "kernel" && key != "initrd" && key != "cmdline" && key != "log-level" &&
+                key != "tsc-deadline")
+                return bad(key, std::string(kNotAVmField));
             return bad(key, fmt::format("{} is not a string", value.dump()));
         }
         const std::string text = json_text(value);
@@ -296,9 +305,12 @@ std::expected<void, std::string> apply_json(const nlohmann::json& doc, std::stri
             auto n = parse_log_level(text);
             if (!n) return bad(key, n.error());
             config.log_level = *n;
+        } else if (key == "tsc-deadline") {
+            auto n = parse_tsc_deadline(text);
+            if (!n) return bad(key, n.error());
+            config.tsc_deadline = *n;
         } else {
-            return bad(key,
-                       "is not a field (kernel, initrd, cmdline, cpus, memory, log-level, fs)");
+            return bad(key, std::string(kNotAVmField));
         }
     }
     return {};
@@ -343,7 +355,8 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
         if (!flag.starts_with("--"))
             return fail(fmt::format("{}: is not an option (see --help)", flag));
         if (flag != "--kernel" && flag != "--initrd" && flag != "--cmdline" && flag != "--cpus" &&
-            flag != "--memory" && flag != "--fs" && flag != "--config" && flag != "--log-level")
+            flag != "--memory" && flag != "--fs" && flag != "--config" && flag != "--log-level" &&
+            flag != "--tsc-deadline")
             return fail(fmt::format("{}: is not an option (see --help)", flag));
         if (i + 1 == args.size()) return fail(fmt::format("{}: has no value", flag));
         const std::string_view value = args[++i];
@@ -364,6 +377,10 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
             auto n = field(flag, value, parse_log_level);
             if (!n) return std::unexpected(n.error());
             out.config.log_level = *n;
+        } else if (flag == "--tsc-deadline") {
+            auto n = field(flag, value, parse_tsc_deadline);
+            if (!n) return std::unexpected(n.error());
+            out.config.tsc_deadline = *n;
         } else if (flag == "--fs") {
             auto share = parse_fs_option(value);
             if (!share) return fail(fmt::format("--fs {}: {}", value, share.error()));
@@ -402,12 +419,16 @@ Options:
                                           (default none; needs dax-window)
   --config FILE       JSON file with the same fields: {{"kernel": ..., "initrd": ...,
                       "cmdline": ..., "cpus": N, "memory": "1G" or bytes,
-                      "log-level": ..., "fs": [{{"tag": ..., "dir": ...,
+                      "log-level": ..., "tsc-deadline": ...,
+                      "fs": [{{"tag": ..., "dir": ...,
                       "dax-window": "1G", "cache": "auto", "queues": 1,
                       "packed": false, "readonly": false, "xattr": false,
                       "inode-dax": "none"}}]}}.
                       Command-line options override it; --fs adds to its shares.
   --log-level LEVEL   error, warn, info or debug (default info).
+  --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto
+                      (default): on, except when this VMM itself runs under QEMU's TCG
+                      emulator, where guests with it lost the emulated host in our tests.
   -h, --help          this text.
 
 Sizes take a K, M, G or T suffix (binary units) or are bytes.

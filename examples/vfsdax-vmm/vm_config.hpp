@@ -16,6 +16,8 @@ enum class CacheMode { Auto, Always, Never };
 // Which files tell a guest mounted with dax=inode (Linux's default) to use the DAX window.
 enum class InodeDaxMode { None, All, MinSize };
 enum class LogLevel { Error, Warn, Info, Debug };
+// Whether guests see the TSC-deadline timer; auto: on, except under QEMU TCG (see vmm/cpuid.hpp).
+enum class TscDeadline { Auto, On, Off };
 
 struct FsShare {
     std::string tag;
@@ -40,6 +42,7 @@ struct VmConfig {
     uint64_t memory = uint64_t{512} << 20;
     std::vector<FsShare> fs;
     LogLevel log_level = LogLevel::Info;
+    TscDeadline tsc_deadline = TscDeadline::Auto;
 };
 
 inline constexpr unsigned kMaxCpus = 64;

@@ -128,7 +128,7 @@ TEST_CASE("every bad --fs field is named with the reason") {
 TEST_CASE("the command line fills the config and names bad flags") {
     auto r = parse({"--kernel", "bz", "--initrd", "rd", "--cmdline", "console=ttyS0 quiet",
                     "--cpus", "4", "--memory", "1G", "--log-level", "debug", "--fs", "tag=a,dir=/x",
-                    "--fs", "tag=b,dir=/y"});
+                    "--fs", "tag=b,dir=/y", "--tsc-deadline", "off"});
     REQUIRE(r);
     CHECK_FALSE(r->help);
     CHECK(r->config.kernel == "bz");
@@ -137,6 +137,7 @@ TEST_CASE("the command line fills the config and names bad flags") {
     CHECK(r->config.cpus == 4);
     CHECK(r->config.memory == 1ull << 30);
     CHECK(r->config.log_level == LogLevel::Debug);
+    CHECK(r->config.tsc_deadline == TscDeadline::Off);
     REQUIRE(r->config.fs.size() == 2);
     CHECK(r->config.fs[1].tag == "b");
 
@@ -149,6 +150,8 @@ TEST_CASE("the command line fills the config and names bad flags") {
                Catch::StartsWith("--memory: 100000001 is not a multiple of 4 KiB"));
     CHECK_THAT(error_of({"--memory", "big"}), Catch::StartsWith("--memory: \"big\" is not a size"));
     CHECK_THAT(error_of({"--log-level", "loud"}), Catch::StartsWith("--log-level: \"loud\""));
+    CHECK(error_of({"--tsc-deadline", "yes"}) ==
+          "--tsc-deadline: \"yes\" is not one of auto, on, off");
     CHECK_THAT(error_of({"--kernel"}), Catch::StartsWith("--kernel: has no value"));
     CHECK_THAT(error_of({"--kernel", ""}), Catch::StartsWith("--kernel: is empty"));
     CHECK_THAT(error_of({"--frobnicate", "1"}),
@@ -163,7 +166,7 @@ TEST_CASE("JSON config with every field") {
     VmConfig config;
     auto r = apply_json(nlohmann::json::parse(R"({
         "kernel": "bz", "initrd": "rd", "cmdline": "quiet", "cpus": 2, "memory": "2G",
-        "log-level": "warn",
+        "log-level": "warn", "tsc-deadline": "on",
         "fs": [{"tag": "a", "dir": "/x", "dax-window": "512M", "cache": "always", "queues": 2,
                 "packed": true, "readonly": true, "inode-dax": "all"},
                {"tag": "b", "dir": "/y", "dax-window": 2097152, "inode-dax": 65536}]})"),
@@ -175,6 +178,7 @@ TEST_CASE("JSON config with every field") {
     CHECK(config.cpus == 2);
     CHECK(config.memory == 2ull << 30);
     CHECK(config.log_level == LogLevel::Warn);
+    CHECK(config.tsc_deadline == TscDeadline::On);
     REQUIRE(config.fs.size() == 2);
     CHECK(config.fs[0].dax_window == 512ull << 20);
     CHECK(config.fs[0].cache == CacheMode::Always);
@@ -204,6 +208,7 @@ TEST_CASE("every bad JSON field is named with the file and the reason") {
     CHECK(json_error(R"({"kernel": ""})") == "vm.json: kernel: is empty");
     CHECK(json_error(R"({"log-level": "chatty"})") ==
           "vm.json: log-level: \"chatty\" is not one of error, warn, info, debug");
+    CHECK(json_error(R"({"tsc-deadline": true})") == "vm.json: tsc-deadline: true is not a string");
     CHECK_THAT(json_error(R"({"colour": "red"})"),
                Catch::StartsWith("vm.json: colour: is not a field"));
     CHECK(json_error(R"({"fs": {}})") == "vm.json: fs: is not an array");
@@ -288,8 +293,9 @@ TEST_CASE("validation: kernel required, tags unique, directories exist") {
 TEST_CASE("--help names every option and share field") {
     const std::string help = help_text("vfsdax-vmm");
     for (const char* word :
-         {"--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--fs", "--config",
-          "--log-level", "--help", "tag=", "dir=", "dax-window=", "cache=", "queues=", "packed=",
-          "readonly", "xattr=", "inode-dax=", "\"inode-dax\""})
+         {"--kernel", "--initrd",    "--cmdline",      "--cpus",           "--memory", "--fs",
+          "--config", "--log-level", "--tsc-deadline", "\"tsc-deadline\"", "--help",   "tag=",
+          "dir=",     "dax-window=", "cache=",         "queues=",          "packed=",  "readonly",
+          "xattr=",   "inode-dax=",  "\"inode-dax\""})
         CHECK_THAT(help, Catch::Contains(word));
 }
