@@ -12,6 +12,8 @@
 # the VMM's serial console on stdout: the same path for both VMMs. The guest's uptime in that
 # line splits it: "kernel" (kvm-clock time until /init) and the rest, "before" (VMM start,
 # firmware, loading, decompression).
+# The share sits on a tmpfs with 2 MiB pages (needs root, as in L1; why below), and each read
+# pass is followed by an "MM:" line: KVM's page faults during it and the huge pages in use.
 set -euo pipefail
 name=guest_bench
 # On stderr, so a failure inside $(...) still reaches the console.
@@ -24,11 +26,53 @@ qemu="$E2E_BIN/qemu-system-x86_64"
 [ -f "$E2E_FILES/bios-256k.bin" ] || fail "bios-256k.bin is missing (pass --file)"
 
 share="$E2E_WORK/share"
+mkdir -p "$share"
+# A DAX read pays one KVM nested page fault per window page the guest touches, each a costly
+# exit (emulated when nested). KVM maps a 2 MiB page only where the VMM's own mapping of the
+# file is 2 MiB, and shmem gives a MAP_SHARED file mapping 2 MiB pages only on a tmpfs mounted
+# with huge pages. Both VMMs serve this one directory, so the comparison stays like for like.
+# within_size keeps the 1000 small files on 4 KiB pages (huge=always would give each one 2 MiB).
+# Mounting needs root (always so in L1); elsewhere the share stays on 4 KiB pages.
+if [ "$EUID" -eq 0 ]; then
+  mount -t tmpfs -o huge=within_size,size=256m guest_bench_share "$share" ||
+    fail "mount of a huge-page tmpfs on $share failed"
+  trap 'umount "$share"' EXIT
+else
+  echo "$name: NOTE: not root, so the share is not on a huge-page tmpfs: DAX gets 4 KiB host pages"
+fi
 mkdir -p "$share/files"
-dd if=/dev/urandom of="$share/big.bin" bs=1M count=64 2>/dev/null
+# within_size gives a 2 MiB page only to a block wholly inside the file's size: set it first.
+dd if=/dev/zero of="$share/big.bin" bs=1M seek=64 count=0 2>/dev/null
+dd if=/dev/urandom of="$share/big.bin" bs=1M count=64 conv=notrunc 2>/dev/null
 for ((i = 1; i <= 1000; i++)); do echo "$i" >"$share/files/f$i"; done
 # The FUSE server keeps an O_PATH fd per inode the guest looked up.
 ulimit -Sn "$(ulimit -Hn)"
+
+# Where a read pass's time goes: KVM's page faults (vCPU exits to KVM's MMU, summed over every
+# live VM) and the size of KVM's guest mappings, from debugfs; and from /proc/meminfo, how much
+# of the share's tmpfs is in 2 MiB pages and how much of it is mapped into a VMM with them.
+kvm_stats=/sys/kernel/debug/kvm
+if [ ! -e "$kvm_stats" ] && [ "$EUID" -eq 0 ]; then
+  mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+fi
+# These read with shell builtins only, not even a subshell: the console loop calls them while
+# the guest runs on, and the figures should be taken before it moves past them.
+# kvm_stat VAR NAME: sets VAR to KVM's statistic NAME, or n/a.
+kvm_stat() {
+  printf -v "$1" n/a
+  if [ -r "$kvm_stats/$2" ]; then read -r "$1" <"$kvm_stats/$2"; fi
+}
+# Sets shmem_huge to the ShmemHugePages and ShmemPmdMapped lines of /proc/meminfo.
+read_shmem_huge() {
+  local key kb rest
+  shmem_huge=""
+  while read -r key kb rest; do
+    case "$key" in ShmemHugePages: | ShmemPmdMapped:) shmem_huge+=" ${key%:}=${kb}kB" ;; esac
+  done </proc/meminfo
+  shmem_huge="${shmem_huge# }"
+}
+read_shmem_huge
+echo "$name: share seeded: $shmem_huge"
 
 base_cmdline="console=ttyS0 quiet reboot=k panic=-1"
 # Boot-time items that change no behaviour the guest relies on here: no AMD GART aperture
@@ -41,15 +85,32 @@ tuned_items="iommu=noaperture no_timer_check cryptomgr.notests 8250.nr_uarts=1 i
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
 # Copies the VMM's console to stdout and LOG (without \r) and writes the arrival time of the
-# first E2E-L2-INIT line to INITFILE.
+# first E2E-L2-INIT line to INITFILE. After each read pass (from the guest's BENCH-PASS line to
+# its result) it prints the KVM page faults taken meanwhile and the mappings that stand then.
 stamp() {
-  local log="$1" initfile="$2" line
+  local log="$1" initfile="$2" line faults_at_start=""
   : >"$log"
   while IFS= read -r line; do
     line="${line//$'\r'/}"
     if [ ! -s "$initfile" ] && [[ "$line" == E2E-L2-INIT:* ]]; then now_us >"$initfile"; fi
     printf '%s\n' "$line" >>"$log"
     printf '%s\n' "$line"
+    case "$line" in
+      "BENCH-PASS: "*" read "*) kvm_stat faults_at_start pf_taken ;;
+      "BENCH: "*" read "*)
+        local faults pages_2m pages_4k
+        kvm_stat faults pf_taken
+        kvm_stat pages_2m pages_2m
+        kvm_stat pages_4k pages_4k
+        read_shmem_huge
+        if [[ "$faults" =~ ^[0-9]+$ && "$faults_at_start" =~ ^[0-9]+$ ]]; then
+          faults=$((faults - faults_at_start))
+        fi
+        line="$name: MM: ${line#BENCH: }: KVM page faults $faults; now KVM maps $pages_2m 2M + $pages_4k 4K pages; $shmem_huge"
+        printf '%s\n' "$line" >>"$log"
+        printf '%s\n' "$line"
+        ;;
+    esac
   done
 }
 
@@ -148,6 +209,14 @@ echo "nodax read: $nodax_mibs MiB/s"
 echo "9p read: $p9_mibs MiB/s"
 echo "dax/nodax: $(calc 2 "$nodax_ns / $dax_ns") x"
 echo "dax/9p: $(calc 2 "$p9_ns / $dax_ns") x (target >= 5: $(verdict "$p9_ns / $dax_ns >= 5"))"
+# faults LOG LABEL: the KVM page faults of each read pass of LABEL, comma-separated.
+faults() {
+  local per_pass
+  mapfile -t per_pass < <(sed -n "s/^$name: MM: $2 read .*: KVM page faults \([^;]*\);.*/\1/p" "$1")
+  local IFS=,
+  echo "${per_pass[*]}"
+}
+echo "KVM page faults per read pass: dax $(faults "$E2E_WORK/ours-base.log" dax); nodax $(faults "$E2E_WORK/ours-base.log" nodax); 9p $(faults "$E2E_WORK/qemu-base.log" 9p)"
 echo "stat 1000: dax $(calc 1 "$dax_stat_ns / 1e6") ms, nodax $(calc 1 "$nodax_stat_ns / 1e6") ms, 9p $(calc 1 "$p9_stat_ns / 1e6") ms (9p/dax $(calc 2 "$p9_stat_ns / $dax_stat_ns") x)"
 for v in base noaperture tuned; do
   o="${boot_us[ours-$v]}" q="${boot_us[qemu-$v]}"
