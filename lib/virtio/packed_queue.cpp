@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "virtio/inline_chain.hpp"
 #include "virtio/queue_factories.hpp"
 
 namespace vfsdax::virtio {
@@ -61,9 +62,10 @@ inline bool is_available(uint16_t flags, uint16_t avail_bits) {
     return (flags & (kAvail | kUsed)) == avail_bits;
 }
 
-// Success of push(): from a constant, the compiler loads the whole result in one instruction
-// instead of merging the flag into the unused error bytes.
+// Success of push() and pop(): from a constant, the compiler loads the whole result in one
+// instruction instead of merging the flag into the unused error byte.
 constexpr std::expected<void, QueueError> kOk;
+constexpr std::expected<bool, QueueError> kPopped{true};
 
 QueueError from_memory_error(MemoryError error) {
     return error == MemoryError::Overflow ? QueueError::LengthOverflow
@@ -151,6 +153,7 @@ std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t fl
                                                       DescriptorChain& chain) {
     auto list = read_list(slot, flags, chain);
     if (!list) return fail(list.error());
+    chain.set_token({list->id, static_cast<uint16_t>(list->slots)});
     return take_list(slot, *list, chain);
 }
 
@@ -169,14 +172,14 @@ std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t fl
         return fail(QueueError::ChainTooLong);
     in_flight_slots_ = in_flight_slots;
     in_flight_[id] = static_cast<uint16_t>(slots);
-    chain.set_token({id, static_cast<uint16_t>(slots)});
+    chain.set_token_id(id);
     uint32_t next = slot + slots;
     if (next >= size) {
         next -= size;
         avail_bits_ ^= kAvail | kUsed;
     }
     next_avail_ = static_cast<uint16_t>(next);
-    return true;
+    return kPopped;
 }
 
 std::unexpected<QueueError> PackedQueue::fail(QueueError error) {
@@ -195,45 +198,22 @@ std::unexpected<QueueError> PackedQueue::fail(QueueError error) {
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
     vring_packed_desc* const ring = ring_;
-    Segment* const first = chain.inline_segments();
-    // limit <= size: a list of size descriptors or more is read_list()'s to refuse.
-    Segment* const limit = first + fast_limit_;
-    Segment* seg = first;
-    std::size_t readable_count = 0;
-    uint64_t readable_bytes = 0, writable_bytes = 0;
-    uint16_t id;
-    for (;;) {
-        // Each field is loaded once: every check and use sees the same value (no double fetch).
-        // The id only counts in the last descriptor (2.8.6): loaded there alone.
+    // AVAIL and USED matter in the first descriptor only (pop() checked them).
+    const auto load = [&](uint16_t slot_flags) {
         const vring_packed_desc& d = ring[slot];
-        const uint64_t addr = le64toh(load_relaxed(d.addr));
-        const uint32_t len = le32toh(load_relaxed(d.len));
-        // INDIRECT (its buffer is a table) and reserved flags are read_list()'s.
-        if ((flags & ~(VRING_DESC_F_NEXT | VRING_DESC_F_WRITE | kAvail | kUsed)) ||
-            !region_cache_.holds_nonempty(addr, len) || seg == limit) {
-            return false;
-        }
-        *seg++ = Segment(region_cache_.host + (addr - region_cache_.base), len);
-        if (flags & VRING_DESC_F_WRITE) {
-            writable_bytes += len;
-        } else {
-            // Lengths are non-zero: a readable descriptor after a writable one is read_list()'s.
-            if (writable_bytes != 0) return false;
-            ++readable_count;
-            readable_bytes += len;
-        }
-        if (!(flags & VRING_DESC_F_NEXT)) {
-            id = le16toh(load_relaxed(d.id));
-            break;
-        }
-        if (++slot == size_) slot = 0;
-        flags = load_flags(ring[slot], std::memory_order_relaxed);
+        return InlineDesc{le64toh(load_relaxed(d.addr)), le32toh(load_relaxed(d.len)),
+                          static_cast<uint16_t>(slot_flags & ~(kAvail | kUsed))};
+    };
+    // fast_limit_ <= size: a list of more than size descriptors is read_list()'s to refuse.
+    if (!fill_inline_chain(chain, fast_limit_, region_cache_, load(flags), [&](InlineDesc& desc) {
+            if (++slot == size_) slot = 0;
+            desc = load(load_flags(ring[slot], std::memory_order_relaxed));
+            return true;
+        })) {
+        return false;
     }
-    // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
-    if ((readable_bytes + writable_bytes) >> 32) return false;
-    const auto count = static_cast<uint32_t>(seg - first);
-    chain.assign_inline(count, readable_count, readable_bytes, writable_bytes, {});
-    list = {id, count};
+    // The buffer id only counts in the last descriptor (2.8.6): loaded there alone.
+    list = {le16toh(load_relaxed(ring[slot].id)), static_cast<uint32_t>(chain.size())};
     return true;
 }
 
@@ -300,14 +280,16 @@ std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain,
     return chain.add(*span, writable);
 }
 
-std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
+[[gnu::always_inline]] inline uint32_t PackedQueue::push_used(const DescriptorChain& chain,
+                                                              uint32_t written) {
     const DescriptorChain::Token token = chain.token();
     const uint32_t slots = token.ring_slots;
+    uint16_t& state = in_flight_[token.id];
     // In-flight entries hold 1..size: an id beyond the ring (0), a free id (kFree) and every
     // chain of a broken queue (nothing in flight) fail the first compare; a token whose slot
     // count no list can have (0, or kFree itself) fails the second.
-    if (in_flight_[token.id] != slots || slots - 1 >= kMaxQueueSize) [[unlikely]]
-        return refuse_push();
+    if (state != slots || slots - 1 >= kMaxQueueSize) [[unlikely]]
+        return 0;
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
     // One used element for the whole list, at next_used: id and len first, flags last with
     // release. AVAIL and USED both equal our wrap counter; WRITE says len means something.
@@ -317,9 +299,8 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
     const uint16_t flags = used_bits_ | (written ? VRING_DESC_F_WRITE : 0);
     std::atomic_ref(used.flags).store(htole16(flags), std::memory_order_release);
 
-    in_flight_[token.id] = kFree;
+    state = kFree;
     in_flight_slots_ -= slots;
-    used_since_signal_ += slots;
     // Skip the rest of the slots the list took (2.8.6).
     uint32_t next = next_used_ + slots;
     if (next >= size_) {
@@ -327,19 +308,10 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
         used_bits_ ^= kAvail | kUsed;
     }
     next_used_ = static_cast<uint16_t>(next);
-    return kOk;
+    return slots;
 }
 
-std::unexpected<QueueError> PackedQueue::refuse_push() {
-    if (broken_) return std::unexpected(QueueError::Broken);
-    return fail(QueueError::BadBufferId);
-}
-
-bool PackedQueue::needs_interrupt() {
-    const uint64_t advanced = used_since_signal_;
-    // A broken queue pushes nothing (fail() zeroed the count): no broken_ test needed.
-    if (advanced == 0) return false;
-    used_since_signal_ = 0;
+[[gnu::always_inline]] inline bool PackedQueue::decide_interrupt(uint64_t advanced) {
     // Our used flags must be visible before we read what the driver asks for (it re-checks the
     // ring after writing the area; one of us sees the other).
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -361,7 +333,39 @@ bool PackedQueue::needs_interrupt() {
     const uint32_t event = offset + ((off_wrap & kWrapBit) ? 0 : size_);
     const uint32_t now = next_used_ + (used_bits_ ? 0 : size_);
     const uint32_t behind = now >= event ? now - event : now + lap - event;
-    return behind != 0 && behind <= advanced;
+    // 0 < behind <= advanced (behind 0 wraps to the largest value).
+    return behind - 1 < advanced;
+}
+
+std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
+    const uint32_t slots = push_used(chain, written);
+    if (slots == 0) [[unlikely]]
+        return refuse_push();
+    used_since_signal_ += slots;
+    return kOk;
+}
+
+std::expected<bool, QueueError> PackedQueue::push_and_needs_interrupt(const DescriptorChain& chain,
+                                                                      uint32_t written) {
+    const uint32_t slots = push_used(chain, written);
+    if (slots == 0) [[unlikely]]
+        return refuse_push();
+    const uint64_t advanced = used_since_signal_ + slots;
+    used_since_signal_ = 0;
+    return decide_interrupt(advanced);
+}
+
+std::unexpected<QueueError> PackedQueue::refuse_push() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    return fail(QueueError::BadBufferId);
+}
+
+bool PackedQueue::needs_interrupt() {
+    // A broken queue pushes nothing (fail() zeroed the count): no broken_ test needed.
+    const uint64_t advanced = used_since_signal_;
+    if (advanced == 0) return false;
+    used_since_signal_ = 0;
+    return decide_interrupt(advanced);
 }
 
 void PackedQueue::write_device_event(uint16_t flags, uint16_t off_wrap) {

@@ -24,6 +24,8 @@ public:
     std::expected<bool, QueueError> pop(DescriptorChain & chain) override;
     std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) override;
     bool needs_interrupt() override;
+    std::expected<bool, QueueError> push_and_needs_interrupt(const DescriptorChain& chain,
+                                                             uint32_t written) override;
     void disable_notifications() override;
     std::expected<bool, QueueError> enable_notifications() override;
     uint16_t size() const override {
@@ -48,10 +50,9 @@ private:
         uint16_t id;
         uint32_t slots;
     };
-    // The common list, in registers: direct descriptors, at most fast_limit_ of them, every
-    // buffer in the cached region. false, with `chain` in no particular state, for anything
-    // else (including every malformed list): read_list() then decides. `flags` are those of the
-    // first descriptor, at `slot`. No queue state changes.
+    // The common list, in registers (fill_inline_chain()). false, with `chain` in no particular
+    // state, for anything else (including every malformed list): read_list() then decides. `flags`
+    // are those of the first descriptor, at `slot`. No queue state changes.
     bool read_list_fast(uint32_t slot, uint16_t flags, DescriptorChain & chain, List & list);
     // Reads any list into `chain`, or the guest's mistake; every list read_list_fast()
     // declines, so out of pop()'s body. No queue state changes.
@@ -64,10 +65,16 @@ private:
     // across a call.
     [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(uint32_t slot, uint16_t flags,
                                                                DescriptorChain & chain);
-    // The list at `slot` is now the device's, unless its id is bad.
+    // The list at `slot` is now the device's, unless its id is bad. `chain`'s token has the
+    // list's ring slots already; this sets its id.
     std::expected<bool, QueueError> take_list(uint32_t slot, List list, DescriptorChain & chain);
+    // Places a popped chain's used element: the ring slots it frees (the caller adds them to
+    // used_since_signal_), or 0, changing nothing, for a chain not in flight.
+    uint32_t push_used(const DescriptorChain& chain, uint32_t written);
     // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
     [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
+    // needs_interrupt() for `advanced` (> 0) slots used since the last decision.
+    bool decide_interrupt(uint64_t advanced);
     [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
         DescriptorChain & chain, uint64_t addr, uint32_t len, bool writable);
     void write_device_event(uint16_t flags, uint16_t off_wrap);

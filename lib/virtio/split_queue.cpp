@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 
+#include "virtio/inline_chain.hpp"
 #include "virtio/queue_factories.hpp"
 
 namespace vfsdax::virtio {
@@ -34,9 +35,10 @@ void store_release(T* p, T v) {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
-// Success of push(): from a constant, the compiler loads the whole result in one instruction
-// instead of merging the flag into the unused error bytes.
+// Success of push() and pop(): from a constant, the compiler loads the whole result in one
+// instruction instead of merging the flag into the unused error byte.
 constexpr std::expected<void, QueueError> kOk;
+constexpr std::expected<bool, QueueError> kPopped{true};
 
 QueueError memory_error(MemoryError e) {
     return e == MemoryError::Overflow ? QueueError::LengthOverflow : QueueError::AddressOutOfRange;
@@ -62,7 +64,7 @@ SplitQueue::SplitQueue(const GuestMemory& memory, uint16_t size, Rings rings, ui
       used_event_ptr_(avail_ring() + size),
       avail_event_ptr_(reinterpret_cast<uint16_t*>(used_ring() + 2 * size)),
       size_(size),
-      mask_(static_cast<uint16_t>(size - 1)),
+      mask_(size - 1u),
       fast_limit_(
           static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
       event_idx_((features & feature_bit(VIRTIO_RING_F_EVENT_IDX)) != 0),
@@ -80,13 +82,14 @@ std::unexpected<QueueError> SplitQueue::fail(QueueError error) {
     return std::unexpected(error);
 }
 
-[[gnu::always_inline]] inline std::expected<void, QueueError> SplitQueue::refresh_avail_idx() {
+[[gnu::always_inline]] inline std::expected<void, QueueError> SplitQueue::refresh_avail_idx(
+    uint16_t last) {
     // Acquire: the ring entries and descriptors the driver wrote before publishing idx are
     // visible once we see idx.
     const uint16_t idx = load_acquire(avail_idx_ptr());
     // A broken queue keeps avail_idx_ == last_avail_idx_, so pop() always lands here first,
     // and its window of -1 refuses any index.
-    if (static_cast<uint16_t>(idx - last_avail_idx_) > avail_window_) [[unlikely]]
+    if (static_cast<uint16_t>(idx - last) > avail_window_) [[unlikely]]
         return refuse_avail_idx();
     avail_idx_ = idx;
     return {};
@@ -94,25 +97,31 @@ std::unexpected<QueueError> SplitQueue::fail(QueueError error) {
 
 std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
     const uint16_t last = last_avail_idx_;
+    // Loaded before the acquire load in refresh_avail_idx(), after which the compiler would
+    // load every field again.
+    const uint16_t* const entry = avail_ring() + (last & mask_);
     if (last == avail_idx_) {
-        if (auto r = refresh_avail_idx(); !r) [[unlikely]]
+        if (auto r = refresh_avail_idx(last); !r) [[unlikely]]
             return std::unexpected(r.error());
         if (last == avail_idx_) return false;
     }
-    const uint16_t head = load_relaxed(avail_ring() + (last & mask_));
+    const uint16_t head = load_relaxed(entry);
     // The driver owns no descriptor of a chain the device holds: a head handed out twice
     // would be pushed twice. One load refuses a head beyond the table too.
     if (in_flight_[head] != kFree) [[unlikely]]
         return refuse_head(head);
+    // Taken before the walk, the head kept in the token rather than a register: fewer values
+    // live across the walk. A chain the walk refuses breaks the queue, and fail() then frees
+    // every head.
+    take_head(last, head);
+    chain.set_token_id(head);
     if (!walk_fast(head, chain)) [[unlikely]]
-        return pop_slow(head, chain);
-    take_head(head);
-    return true;
+        return pop_slow(chain);
+    return kPopped;
 }
 
-std::expected<bool, QueueError> SplitQueue::pop_slow(uint16_t head, DescriptorChain& chain) {
-    if (auto r = walk(head, chain); !r) return fail(r.error());
-    take_head(head);
+std::expected<bool, QueueError> SplitQueue::pop_slow(DescriptorChain& chain) {
+    if (auto r = walk(chain.token().id, chain); !r) return fail(r.error());
     return true;
 }
 
@@ -125,59 +134,32 @@ std::unexpected<QueueError> SplitQueue::refuse_head(uint16_t head) {
     return fail(head >= size_ ? QueueError::BadDescriptorIndex : QueueError::BadBufferId);
 }
 
-[[gnu::always_inline]] inline void SplitQueue::take_head(uint16_t head) {
+[[gnu::always_inline]] inline void SplitQueue::take_head(uint16_t last, uint16_t head) {
     in_flight_[head] = kInFlight;
-    // Read again rather than kept from pop()'s start: one register fewer across the walk.
-    const uint16_t next = static_cast<uint16_t>(last_avail_idx_ + 1);
+    const uint16_t next = static_cast<uint16_t>(last + 1);
     last_avail_idx_ = next;
     // QEMU moves avail_event on every pop too, so a device that never toggles notifications
     // still gets kicks under EVENT_IDX.
     store_relaxed(kick_target_, next);
 }
 
-// The common chain: direct descriptors, readable ones then writable ones, each buffer in the
-// cached region, appended through an advancing pointer.
 [[gnu::always_inline]] inline bool SplitQueue::walk_fast(uint16_t head, DescriptorChain& chain) {
     // One generation check for the whole chain: the chain is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
     const vring_desc* const table = desc_table();
-    Segment* const first = chain.inline_segments();
-    // Also the loop bound: fast_limit_ <= size, so a chain that revisits a descriptor ends here.
-    Segment* const limit = first + fast_limit_;
-    Segment* seg = first;
-    std::size_t readable_count = 0;
-    uint64_t readable_bytes = 0, writable_bytes = 0;
-    uint32_t idx = head;
-    for (;;) {
-        // Each field is loaded once: every check and use sees the same value (no double fetch).
-        const vring_desc& d = table[idx];
-        const uint64_t addr = load_relaxed(&d.addr);
-        const uint32_t len = load_relaxed(&d.len);
-        const uint16_t flags = load_relaxed(&d.flags);
-        // INDIRECT (its buffer is a table) and reserved flags are walk()'s.
-        if ((flags & ~(VRING_DESC_F_NEXT | VRING_DESC_F_WRITE)) ||
-            !region_cache_.holds_nonempty(addr, len) || seg == limit) {
-            return false;
-        }
-        *seg++ = Segment(region_cache_.host + (addr - region_cache_.base), len);
-        if (flags & VRING_DESC_F_WRITE) {
-            writable_bytes += len;
-        } else {
-            // Lengths are non-zero: a readable descriptor after a writable one is walk()'s.
-            if (writable_bytes != 0) return false;
-            ++readable_count;
-            readable_bytes += len;
-        }
-        if (!(flags & VRING_DESC_F_NEXT)) break;
-        idx = load_relaxed(&d.next);
+    const vring_desc* d = &table[head];
+    const auto load = [](const vring_desc& at) {
+        return InlineDesc{load_relaxed(&at.addr), load_relaxed(&at.len), load_relaxed(&at.flags)};
+    };
+    // fast_limit_ <= size: a chain that revisits a descriptor is walk()'s to refuse.
+    return fill_inline_chain(chain, fast_limit_, region_cache_, load(*d), [&](InlineDesc& desc) {
+        const uint16_t idx = load_relaxed(&d->next);
         if (idx >= size_) return false;
-    }
-    // At most kInlineSegments 32-bit lengths: no 64-bit overflow.
-    if ((readable_bytes + writable_bytes) >> 32) return false;
-    const auto count = static_cast<uint16_t>(seg - first);
-    chain.assign_inline(count, readable_count, readable_bytes, writable_bytes, {head, count});
-    return true;
+        d = &table[idx];
+        desc = load(*d);
+        return true;
+    });
 }
 
 std::expected<void, QueueError> SplitQueue::walk(uint16_t head, DescriptorChain& chain) {
@@ -247,33 +229,32 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
     }
 }
 
-std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, uint32_t written) {
+[[gnu::always_inline]] inline bool SplitQueue::push_used(const DescriptorChain& chain,
+                                                         uint32_t written, uint32_t& next_used) {
     const uint16_t id = chain.token().id;
+    uint8_t& state = in_flight_[id];
     // A broken queue has nothing in flight (fail() clears it): this check refuses it too.
-    if (in_flight_[id] != kInFlight) [[unlikely]]
-        return refuse_push();
-    in_flight_[id] = kFree;
+    if (state != kInFlight) [[unlikely]]
+        return false;
     // len may underestimate (2.7.8), never claim bytes beyond the writable buffers.
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
     const uint32_t used = next_used_;
-    uint32_t* elem = used_ring() + 2 * (used & mask_);
-    next_used_ = used + 1;
+    uint32_t* const elem = used_ring() + 2 * (used & mask_);
+    uint16_t* const used_idx = used_idx_ptr();
+    next_used = used + 1;
+    next_used_ = next_used;
     store_relaxed(elem, uint32_t{id});
     store_relaxed(elem + 1, written);
     // Release: the element (and the data written into the buffers) before the index.
-    store_release(used_idx_ptr(), static_cast<uint16_t>(used + 1));
-    return kOk;
+    store_release(used_idx, static_cast<uint16_t>(next_used));
+    // Last: the compiler assumes a byte store may change any field, and would load again the
+    // ones above.
+    state = kFree;
+    return true;
 }
 
-std::unexpected<QueueError> SplitQueue::refuse_push() {
-    if (broken_) return std::unexpected(QueueError::Broken);
-    return fail(QueueError::BadBufferId);
-}
-
-bool SplitQueue::needs_interrupt() {
-    const uint32_t next = next_used_;
+[[gnu::always_inline]] inline bool SplitQueue::decide_interrupt(uint32_t next) {
     const uint32_t pushed = next - signalled_used_;
-    if (pushed == 0) return false;
     signalled_used_ = next;
     // Full fence: our used->idx store must be visible before we read the driver's
     // used_event/flags, or we could miss the driver's request for an interrupt (the driver
@@ -287,6 +268,32 @@ bool SplitQueue::needs_interrupt() {
     }
     const uint16_t flags = load_relaxed(reinterpret_cast<const uint16_t*>(rings_.avail));
     return (flags & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+}
+
+std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, uint32_t written) {
+    uint32_t next;
+    if (!push_used(chain, written, next)) [[unlikely]]
+        return refuse_push();
+    return kOk;
+}
+
+std::expected<bool, QueueError> SplitQueue::push_and_needs_interrupt(const DescriptorChain& chain,
+                                                                     uint32_t written) {
+    uint32_t next;
+    if (!push_used(chain, written, next)) [[unlikely]]
+        return refuse_push();
+    return decide_interrupt(next);
+}
+
+std::unexpected<QueueError> SplitQueue::refuse_push() {
+    if (broken_) return std::unexpected(QueueError::Broken);
+    return fail(QueueError::BadBufferId);
+}
+
+bool SplitQueue::needs_interrupt() {
+    const uint32_t next = next_used_;
+    if (next == signalled_used_) return false;
+    return decide_interrupt(next);
 }
 
 void SplitQueue::disable_notifications() {
@@ -309,7 +316,7 @@ std::expected<bool, QueueError> SplitQueue::enable_notifications() {
     // Full fence: publish avail_event / the cleared flag before re-reading avail->idx. The
     // driver publishes avail->idx, fences, then reads them; one of us sees the other.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (auto r = refresh_avail_idx(); !r) return std::unexpected(r.error());
+    if (auto r = refresh_avail_idx(last_avail_idx_); !r) return std::unexpected(r.error());
     return avail_idx_ != last_avail_idx_;
 }
 

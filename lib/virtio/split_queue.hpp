@@ -31,6 +31,8 @@ public:
     std::expected<bool, QueueError> pop(DescriptorChain& chain) override;
     std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) override;
     bool needs_interrupt() override;
+    std::expected<bool, QueueError> push_and_needs_interrupt(const DescriptorChain& chain,
+                                                             uint32_t written) override;
     void disable_notifications() override;
     std::expected<bool, QueueError> enable_notifications() override;
     uint16_t size() const override { return size_; }
@@ -48,24 +50,28 @@ private:
     // avail_window_ to -1, so pop() refuses by its avail index check; nothing stays in flight,
     // so push() refuses every chain by its in-flight check alone.
     [[gnu::cold, gnu::noinline]] std::unexpected<QueueError> fail(QueueError error);
-    // Reads avail->idx (acquire) and checks it against last_avail_idx_.
-    std::expected<void, QueueError> refresh_avail_idx();
-    // The common chain, in registers: direct descriptors, at most fast_limit_ of them, every
-    // buffer in the cached region. false, with `chain` in no particular state, for anything
-    // else (including every malformed chain): walk() then decides. No queue state changes.
+    // Reads avail->idx (acquire) and checks it against `last` (last_avail_idx_).
+    std::expected<void, QueueError> refresh_avail_idx(uint16_t last);
+    // The common chain, in registers (fill_inline_chain()); false for anything else
+    // (including every malformed chain), which walk() then decides. No queue state changes.
     bool walk_fast(uint16_t head, DescriptorChain& chain);
-    // pop() for a chain walk_fast() declined: walk(), then take_head(). A tail call from pop(),
-    // so pop() itself keeps nothing live across a call.
-    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(uint16_t head,
-                                                               DescriptorChain& chain);
+    // pop() for a chain walk_fast() declined (its head taken, in its token): walk(). A tail
+    // call from pop(), so pop() itself keeps nothing live across a call.
+    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(DescriptorChain& chain);
     // refresh_avail_idx() for an index beyond the window: Broken, or the driver's mistake.
     [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_avail_idx();
     // pop() for a head that is out of range or already in flight.
     [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_head(uint16_t head);
+    // Places a popped chain in the used ring, `next_used` set to the new next_used_; false,
+    // changing nothing, for a chain not in flight.
+    bool push_used(const DescriptorChain& chain, uint32_t written, uint32_t& next_used);
     // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
     [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
-    // The chain at avail entry last_avail_idx_ is now the device's.
-    void take_head(uint16_t head);
+    // needs_interrupt() once something was pushed since the last decision; `next` is
+    // next_used_.
+    bool decide_interrupt(uint32_t next);
+    // The chain at avail entry `last` (== last_avail_idx_) is now the device's.
+    void take_head(uint16_t last, uint16_t head);
     // Walks the chain starting at `head` into `chain`; no queue state changes.
     std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
     // Cold: most chains are direct; kept out of pop()'s inlined body.
@@ -94,7 +100,7 @@ private:
     uint16_t* kick_target_;
     uint16_t kick_sink_ = 0;
     uint16_t size_;
-    uint16_t mask_;
+    uint32_t mask_;        // size - 1, 32 bits: masking a 16-bit index needs no zero extension
     uint16_t fast_limit_;  // min(size, kInlineSegments): walk_fast() declines longer chains
     bool event_idx_;
     bool indirect_;

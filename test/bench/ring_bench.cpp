@@ -4,11 +4,12 @@
 // The stable figure is instructions per chain, counted by valgrind's callgrind: the bench
 // re-executes itself under
 //     valgrind --tool=callgrind --collect-atstart=no --toggle-collect=ring_bench_device_step
-// so only ring_bench_device_step() (the device's pop, push and needs_interrupt, plus its own call
-// overhead) is counted; the driver model's refill and used-ring collection run outside it. Each
-// configuration runs twice (N1 and N2 chains) and the figure is (Ir(N2) - Ir(N1)) / (N2 - N1),
-// which cancels warm-up (the chain's first allocation) and any fixed cost.
-// A native run then reports chains per second for the whole loop (driver model included).
+// so only ring_bench_device_step() (the device's pop and push_and_needs_interrupt, as the fs
+// device calls them, plus its own call overhead) is counted; the driver model's refill and
+// used-ring collection run outside it. Each configuration runs twice (N1 and N2 chains) and the
+// figure is (Ir(N2) - Ir(N1)) / (N2 - N1), which cancels warm-up (the chain's first allocation) and
+// any fixed cost. A native run then reports chains per second for the whole loop (driver model
+// included).
 //
 // Usage: ring_bench                      all figures
 //        ring_bench --inner L D N        (internal) run N chains of D descriptors, layout L
@@ -65,9 +66,9 @@ extern "C" RING_BENCH_OPAQUE bool ring_bench_device_step(Queue& queue, Descripto
     auto popped = queue.pop(chain);
     if (!popped || !*popped) [[unlikely]]
         return false;
-    if (!queue.push(chain, static_cast<uint32_t>(chain.writable_bytes()))) [[unlikely]]
-        return false;
-    return queue.needs_interrupt();
+    auto notify =
+        queue.push_and_needs_interrupt(chain, static_cast<uint32_t>(chain.writable_bytes()));
+    return notify && *notify;
 }
 
 namespace {

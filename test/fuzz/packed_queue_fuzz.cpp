@@ -127,10 +127,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         }
         return r.has_value() && *r;
     };
-    const auto push = [&](std::size_t k, uint32_t written) {
-        auto r = q.push(in_flight[k], written);
-        observe(r.has_value(), r.has_value() ? QueueError::Broken : r.error());
-        if (r) in_flight.erase(in_flight.begin() + static_cast<std::ptrdiff_t>(k));
+    // Alone, or (`decide`) with the interrupt decision for the batch it ends.
+    const auto push = [&](std::size_t k, uint32_t written, bool decide) {
+        bool ok;
+        if (decide) {
+            auto r = q.push_and_needs_interrupt(in_flight[k], written);
+            ok = r.has_value();
+            observe(ok, ok ? QueueError::Broken : r.error());
+        } else {
+            auto r = q.push(in_flight[k], written);
+            ok = r.has_value();
+            observe(ok, ok ? QueueError::Broken : r.error());
+        }
+        if (ok) in_flight.erase(in_flight.begin() + static_cast<std::ptrdiff_t>(k));
     };
 
     while (ops.pos < ops.size) {
@@ -141,7 +150,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
                 pop();
                 break;
             case 2:
-                if (!in_flight.empty()) push(ops.byte() % in_flight.size(), ops.u16());
+                if (!in_flight.empty()) {
+                    const std::size_t k = ops.byte() % in_flight.size();
+                    const uint16_t written = ops.u16();
+                    push(k, written, written & 1);
+                }
                 break;
             case 3:
                 (void)q.needs_interrupt();
@@ -173,7 +186,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     // Drain: bounded, whatever the ring says.
     for (int round = 0; round < 4 * qsize + 8 && !q.broken(); ++round) {
         if (!pop() && in_flight.empty()) break;
-        while (!in_flight.empty() && !q.broken()) push(0, 1);
+        while (!in_flight.empty() && !q.broken()) push(0, 1, in_flight.size() == 1);
         (void)q.needs_interrupt();
     }
     return 0;

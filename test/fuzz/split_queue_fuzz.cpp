@@ -135,8 +135,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
             case 2: {  // push a held chain, any order
                 if (held.empty()) break;
                 const std::size_t k = script.byte() % held.size();
-                auto r = q.push(held[k], script.word());
-                if (!r) bug();  // a chain popped and not yet pushed is always accepted
+                // Alone, or with the interrupt decision for the batch it ends.
+                const bool decide = script.byte() & 1;
+                const uint32_t written = script.word();
+                const bool pushed = decide
+                                        ? q.push_and_needs_interrupt(held[k], written).has_value()
+                                        : q.push(held[k], written).has_value();
+                if (!pushed) bug();  // a chain popped and not yet pushed is always accepted
                 held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
                 break;
             }

@@ -230,8 +230,9 @@ void FsDevice::complete(Slot& slot, const virtio::DescriptorChain& chain, uint32
     bool notify = false;
     {
         std::lock_guard lock(slot.mutex);
-        if (!slot.queue->push(chain, written)) return broken();
-        notify = slot.queue->needs_interrupt();
+        auto pushed = slot.queue->push_and_needs_interrupt(chain, written);
+        if (!pushed) return broken();
+        notify = *pushed;
     }
     if (notify) interrupt_->queue_used(slot.index);
 }

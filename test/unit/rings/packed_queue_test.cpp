@@ -83,6 +83,9 @@ void check_sticky(Queue& q) {
     auto u = q.push(c, 0);
     REQUIRE(!u.has_value());
     CHECK(u.error() == QueueError::Broken);
+    auto n = q.push_and_needs_interrupt(c, 0);
+    REQUIRE(!n.has_value());
+    CHECK(n.error() == QueueError::Broken);
     auto e = q.enable_notifications();
     REQUIRE(!e.has_value());
     CHECK(e.error() == QueueError::Broken);
@@ -667,6 +670,27 @@ TEST_CASE("packed: Linux-style enable_interrupts and enable_interrupts_delayed")
     CHECK_FALSE(rig.q->needs_interrupt());
 }
 
+TEST_CASE("packed: push_and_needs_interrupt decides for the whole batch") {
+    Rig rig(8, kEventIdx);
+    const DriverBuffer b = rig.drv.alloc_buffer(8);
+    for (int i = 0; i < 4; ++i) REQUIRE(rig.drv.add(std::span(&b, 1), {}));
+    rig.drv.publish();
+    std::vector<DescriptorChain> chains;
+    for (int i = 0; i < 4; ++i) chains.push_back(rig.pop_one());
+    // An interrupt once slot 1 is used: the batch of slots 0..2 covers it.
+    rig.drv.set_driver_event(PackedDriver::kEventDesc, PackedDriver::off_wrap(1, true));
+    REQUIRE(rig.q->push(chains[0], 0));
+    REQUIRE(rig.q->push(chains[1], 0));
+    auto last = rig.q->push_and_needs_interrupt(chains[2], 0);
+    REQUIRE(last);
+    CHECK(*last);
+    CHECK_FALSE(rig.q->needs_interrupt());                      // the batch was reset
+    auto next = rig.q->push_and_needs_interrupt(chains[3], 0);  // slot 3: past the event
+    REQUIRE(next);
+    CHECK_FALSE(*next);
+    for (int i = 0; i < 4; ++i) CHECK(rig.drv.get_used());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Device event suppression: kicks
 
@@ -1105,6 +1129,16 @@ TEST_CASE("packed: pushing a chain that is not in flight") {
         DescriptorChain c;
         c.clear({id, 1});  // the list took 2
         CHECK(rig.q->push(c, 0).error() == QueueError::BadBufferId);
+        check_sticky(*rig.q);
+    }
+    SECTION("twice, the second time with the interrupt decision") {
+        Rig rig(4);
+        rig.add_pair();
+        DescriptorChain c = rig.pop_one();
+        REQUIRE(rig.q->push_and_needs_interrupt(c, 0));
+        auto r = rig.q->push_and_needs_interrupt(c, 0);
+        REQUIRE(!r);
+        CHECK(r.error() == QueueError::BadBufferId);
         check_sticky(*rig.q);
     }
 }

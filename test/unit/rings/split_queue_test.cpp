@@ -91,6 +91,9 @@ void check_sticky(Queue& q) {
     auto u = q.push(c, 0);
     REQUIRE_FALSE(u);
     CHECK(u.error() == QueueError::Broken);
+    auto n = q.push_and_needs_interrupt(c, 0);
+    REQUIRE_FALSE(n);
+    CHECK(n.error() == QueueError::Broken);
     auto e = q.enable_notifications();
     REQUIRE_FALSE(e);
     CHECK(e.error() == QueueError::Broken);
@@ -926,7 +929,37 @@ TEST_CASE("push of a chain that is not in flight") {
         REQUIRE_FALSE(u);
         CHECK(u.error() == QueueError::BadBufferId);
     }
+    SECTION("pushed twice, the second time with the interrupt decision") {
+        REQUIRE(r.queue->push_and_needs_interrupt(r.chain, 0));
+        auto again = r.queue->push_and_needs_interrupt(r.chain, 0);
+        REQUIRE_FALSE(again);
+        CHECK(again.error() == QueueError::BadBufferId);
+    }
     check_sticky(*r.queue);
+}
+
+TEST_CASE("push_and_needs_interrupt decides for the whole batch, as push and needs_interrupt") {
+    Rig r(8, kVersion1 | kEventIdx);
+    const std::array<DriverBuffer, 1> wr{r.writable(8)};
+    for (int k = 0; k < 4; ++k) REQUIRE(r.drv.add({}, wr));
+    r.drv.publish();
+    std::vector<DescriptorChain> cs(4);
+    for (auto& c : cs) REQUIRE(*r.queue->pop(c));
+    // used_event 1: the second used entry asks for an interrupt; the batch of 0..2 covers it.
+    r.drv.set_used_event(1);
+    REQUIRE(r.queue->push(cs[0], 0));
+    REQUIRE(r.queue->push(cs[1], 0));
+    auto last = r.queue->push_and_needs_interrupt(cs[2], 5);
+    REQUIRE(last);
+    CHECK(*last);
+    CHECK_FALSE(r.queue->needs_interrupt());  // the batch was reset
+    // The next one is past used_event: no interrupt, and the element is in the used ring.
+    auto next = r.queue->push_and_needs_interrupt(cs[3], 0);
+    REQUIRE(next);
+    CHECK_FALSE(*next);
+    int used = 0;
+    while (r.drv.get_used()) ++used;
+    CHECK(used == 4);
 }
 
 TEST_CASE("a chain of more than 2^32 - 1 bytes") {

@@ -52,19 +52,21 @@ public:
         token_ = token;
     }
     void set_token(Token token) { token_ = token; }
+    void set_token_id(uint16_t id) { token_.id = id; }
     // Segments added since clear().
     std::size_t size() const { return count_; }
     // A queue's fast path builds a short chain in registers: it stores segments 0..count-1 in
     // inline_segments(), then sets the rest at once with assign_inline() (count must not
-    // exceed kInlineSegments; readable ones first, as add() enforces).
+    // exceed kInlineSegments; readable ones first, as add() enforces) and set_token_id(). Such
+    // a chain is direct descriptors only: one ring slot each, on either layout.
     Segment* inline_segments() { return inline_; }
-    void assign_inline(std::size_t count, std::size_t readable_count, uint64_t readable_bytes,
-                       uint64_t writable_bytes, Token token) {
+    void assign_inline(uint16_t count, std::size_t readable_count, uint64_t readable_bytes,
+                       uint64_t writable_bytes) {
         count_ = count;
+        token_.ring_slots = count;
         readable_count_ = readable_count;
         readable_bytes_ = readable_bytes;
         writable_bytes_ = writable_bytes;
-        token_ = token;
     }
     std::expected<void, QueueError> add(Segment segment, bool device_writable) {
         if (device_writable) {

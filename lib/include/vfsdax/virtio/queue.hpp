@@ -25,11 +25,17 @@ public:
 
     // Returns a popped chain to the driver, `written` bytes placed in its writable part.
     // Chains may be returned in any order (packed: by buffer id; split: by head index).
-    virtual std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) = 0;
+    virtual std::expected<void, QueueError> push(const DescriptorChain& chain,
+                                                 uint32_t written) = 0;
 
     // After one or more push(): whether the driver wants an interrupt now (NO_INTERRUPT flag,
     // used_event, or the packed driver event suppression area). Resets the batch.
     virtual bool needs_interrupt() = 0;
+
+    // push() then needs_interrupt(), in one call: for the last (or only) chain of a batch, the
+    // decision covering every chain pushed since the last one. Nothing is pushed on an error.
+    virtual std::expected<bool, QueueError> push_and_needs_interrupt(const DescriptorChain& chain,
+                                                                     uint32_t written) = 0;
 
     // Driver-to-device kick suppression, for a device that drains the queue in a loop:
     // disable while draining, then enable; enable returns true when buffers arrived in between
