@@ -49,6 +49,15 @@ inline constexpr uint16_t kI8042CommandPort = 0x64;
 inline constexpr uint16_t kPciConfigAddress = 0xcf8;
 inline constexpr uint16_t kPciConfigData = 0xcfc;
 
+// PCI INTx: the INTA# line of bus 0's slot N drives I/O APIC pin 16 + (N - 1) % 8 (level,
+// active low, as the MP table says). Pins 16-23 are those KVM's default routing gives the
+// I/O APIC alone; 0-15 also reach the PIC and are taken by the ISA IRQs.
+inline constexpr uint32_t kPciIntxFirstGsi = 16;
+inline constexpr uint32_t kPciIntxGsis = 8;
+constexpr uint32_t pci_intx_gsi(unsigned slot) {
+    return kPciIntxFirstGsi + (slot + kPciIntxGsis - 1) % kPciIntxGsis;
+}
+
 // RAM split into its low (below the PCI hole) and high (above 4 GiB) parts.
 struct RamLayout {
     uint64_t low_size;

@@ -115,7 +115,10 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
                 self->request_stop(1, "serial: " + r.error());
         },
         [out = options.console_out](std::span<const std::byte> bytes) { write_all(out, bytes); });
-    m->pci_ = std::make_shared<PciHostBridge>();
+    m->pci_ = std::make_shared<PciHostBridge>([self](uint32_t gsi, bool asserted) {
+        if (auto r = self->vm_.irq_line(gsi, asserted); !r)
+            self->request_stop(1, "PCI INTx: " + r.error());
+    });
     auto i8042 = std::make_shared<I8042>(
         [self] { self->request_stop(0, "the guest reset the machine (i8042)"); });
     if (!m->pio_.insert(layout::kCom1Port, 8, m->serial_) ||

@@ -45,7 +45,10 @@ constexpr uint8_t kIoApicVersion = 0x11;
 constexpr uint8_t kCpuEnabled = 1, kCpuBootstrap = 2;
 constexpr uint32_t kCpuSignature = 0x600;         // family 6: any signature will do for Linux
 constexpr uint32_t kCpuFeatures = (1u << 9) | 1;  // APIC on chip, FPU
-constexpr uint8_t kIsaBus = 0;
+// I/O interrupt flags (MP spec 1.4, 4.3.4): polarity in bits 0-1, trigger mode in bits 2-3.
+constexpr uint16_t kFlagsBusDefault = 0;
+constexpr uint16_t kFlagsLevelActiveLow = 0x3 | 0x3 << 2;
+constexpr uint8_t kPciIntA = 0;  // source bus IRQ of a PCI interrupt: slot << 2 | (pin - 1)
 
 }  // namespace
 
@@ -71,7 +74,7 @@ std::vector<std::byte> build_mptable(uint32_t base, unsigned cpus) {
     w.text("VFSDAX-VMM", 12);
     w.u32(0);  // OEM table
     w.u16(0);
-    const uint16_t entries = static_cast<uint16_t>(cpus + 1 + 1 + kMpIsaIrqs + 2);
+    const uint16_t entries = static_cast<uint16_t>(cpus + 2 + 1 + kMpIsaIrqs + kMpPciSlots + 2);
     w.u16(entries);
     w.u32(static_cast<uint32_t>(layout::kLapic));
     w.u16(0);  // no extended table
@@ -88,7 +91,10 @@ std::vector<std::byte> build_mptable(uint32_t base, unsigned cpus) {
         w.zeros(8);
     }
     w.u8(kBus);
-    w.u8(kIsaBus);
+    w.u8(kMpPciBus);
+    w.text("PCI", 6);
+    w.u8(kBus);
+    w.u8(kMpIsaBus);
     w.text("ISA", 6);
 
     w.u8(kIoApic);
@@ -97,20 +103,26 @@ std::vector<std::byte> build_mptable(uint32_t base, unsigned cpus) {
     w.u8(1);  // enabled
     w.u32(static_cast<uint32_t>(layout::kIoapic));
 
-    for (unsigned irq = 0; irq < kMpIsaIrqs; ++irq) {
+    auto io_interrupt = [&](uint16_t flags, uint8_t bus, uint8_t bus_irq, uint32_t pin) {
         w.u8(kIoInterrupt);
         w.u8(kIntInt);
-        w.u16(0);  // polarity and trigger as the bus defines (ISA: active high, edge)
-        w.u8(kIsaBus);
-        w.u8(static_cast<uint8_t>(irq));
+        w.u16(flags);
+        w.u8(bus);
+        w.u8(bus_irq);
         w.u8(ioapic_id);
-        w.u8(static_cast<uint8_t>(irq));
-    }
+        w.u8(static_cast<uint8_t>(pin));
+    };
+    // ISA's default is active high, edge.
+    for (unsigned irq = 0; irq < kMpIsaIrqs; ++irq)
+        io_interrupt(kFlagsBusDefault, kMpIsaBus, static_cast<uint8_t>(irq), irq);
+    for (unsigned slot = 1; slot <= kMpPciSlots; ++slot)
+        io_interrupt(kFlagsLevelActiveLow, kMpPciBus, static_cast<uint8_t>(slot << 2 | kPciIntA),
+                     layout::pci_intx_gsi(slot));
     for (uint8_t lint = 0; lint < 2; ++lint) {
         w.u8(kLocalInterrupt);
         w.u8(lint == 0 ? kIntExtInt : kIntNmi);
-        w.u16(0);
-        w.u8(kIsaBus);
+        w.u16(kFlagsBusDefault);
+        w.u8(kMpIsaBus);
         w.u8(0);
         w.u8(0xff);  // every local APIC
         w.u8(lint);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace vfsdax::vmm {
 namespace {
@@ -37,8 +38,20 @@ private:
 
 }  // namespace
 
-PciHostBridge::PciHostBridge() {
+PciHostBridge::PciHostBridge(GsiLine gsi_line) : gsi_line_(std::move(gsi_line)) {
     slots_[0] = std::make_shared<HostBridgeFunction>();
+}
+
+void PciHostBridge::set_intx(uint8_t slot, bool asserted) {
+    if (slot >= kSlots) return;
+    const uint32_t gsi = layout::pci_intx_gsi(slot);
+    std::lock_guard lock(intx_mutex_);
+    uint32_t& slots = asserting_slots_[gsi - layout::kPciIntxFirstGsi];
+    const bool was = slots != 0;
+    const uint32_t bit = 1u << slot;
+    slots = asserted ? (slots | bit) : (slots & ~bit);
+    // Under the lock, so that KVM sees the changes of one GSI in order.
+    if ((slots != 0) != was) gsi_line_(gsi, slots != 0);
 }
 
 std::optional<uint8_t> PciHostBridge::add(std::shared_ptr<PciFunction> function) {

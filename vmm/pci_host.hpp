@@ -1,13 +1,16 @@
-// PciHostBridge: bus 0 behind type-1 configuration access on ports 0xCF8 (address) and 0xCFC.
+// PciHostBridge: bus 0 behind type-1 configuration access on ports 0xCF8 (address) and 0xCFC,
+// and its INTx wiring to the I/O APIC.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 
 #include "bus.hpp"
+#include "layout.hpp"
 
 namespace vfsdax::vmm {
 
@@ -38,14 +41,22 @@ struct PciConfigAddress {
 // Inserted on the PIO bus at 0xCF8 with size 8. Function 0 of each device slot on bus 0;
 // slot 0 is the bridge's own host-bridge function (class 06/00), which Linux's type-1 probe
 // (pci_sanity_check) looks for. Accesses to empty slots read all ones.
+//
+// Each slot's INTA# drives GSI layout::pci_intx_gsi(slot). Slots that share a GSI are
+// wired-OR'd, as PCI INTx lines are: KVM keeps one level per GSI for all of user space.
 class PciHostBridge : public BusDevice {
 public:
     static constexpr unsigned kSlots = 32;
+    // Sets the level of an I/O APIC input; called on each change only.
+    using GsiLine = std::function<void(uint32_t gsi, bool asserted)>;
 
-    PciHostBridge();
+    explicit PciHostBridge(GsiLine gsi_line);
 
     // The first free slot, or nullopt when the bus is full.
     std::optional<uint8_t> add(std::shared_ptr<PciFunction> function);
+
+    // Any thread: `slot`'s INTA# is asserted or not. An unknown slot is ignored.
+    void set_intx(uint8_t slot, bool asserted);
 
     void read(uint64_t offset, std::span<std::byte> data) override;
     void write(uint64_t offset, std::span<const std::byte> data) override;
@@ -57,6 +68,11 @@ private:
     std::mutex mutex_;  // CONFIG_ADDRESS and the data access that follows go together
     uint32_t address_ = 0;
     std::array<std::shared_ptr<PciFunction>, kSlots> slots_;
+
+    // Not mutex_: a config write (INTx disable) may change a line while mutex_ is held.
+    std::mutex intx_mutex_;
+    GsiLine gsi_line_;
+    std::array<uint32_t, layout::kPciIntxGsis> asserting_slots_{};  // per GSI, bit N = slot N
 };
 
 }  // namespace vfsdax::vmm

@@ -7,22 +7,27 @@
 
 #include <cstring>
 
+#include "layout.hpp"
 #include "log.hpp"
 
 namespace vfsdax::vmm {
 
-// MSI-X messages go straight to KVM; the MP table describes no PCI interrupt line, so Linux
-// never uses INTx here and its level has nowhere to go.
+// MSI-X messages go straight to KVM; INTx (a driver without MSI-X) goes through the host
+// bridge, which owns the slot's I/O APIC input.
 class VirtioPciDevice::Sink : public pci::InterruptSink {
 public:
-    explicit Sink(Vm& vm) : vm_(vm) {}
+    Sink(Vm& vm, PciHostBridge& bridge) : vm_(vm), bridge_(bridge) {}
     void send_msi(uint64_t address, uint32_t data) override {
         if (auto r = vm_.signal_msi(address, data); !r) log(LogLevel::Warn, "{}", r.error());
     }
-    void set_intx(bool) override {}
+    void set_intx(bool asserted) override { bridge_.set_intx(slot, asserted); }
+
+    // Set once the slot is known, before any vCPU runs.
+    uint8_t slot = 0;
 
 private:
     Vm& vm_;
+    PciHostBridge& bridge_;
 };
 
 // One queue doorbell: an eventfd KVM signals on the guest's notify write.
@@ -82,7 +87,7 @@ VirtioPciDevice::VirtioPciDevice(Machine& machine) : machine_(machine) {}
 std::expected<std::unique_ptr<VirtioPciDevice>, std::string> VirtioPciDevice::attach(
     Machine& machine, virtio::Device& device, std::vector<SharedMemoryBacking> backings) {
     std::unique_ptr<VirtioPciDevice> d(new VirtioPciDevice(machine));
-    d->sink_ = std::make_unique<Sink>(machine.vm());
+    d->sink_ = std::make_unique<Sink>(machine.vm(), machine.pci());
     auto transport = pci::VirtioPciTransport::create(device, machine.memory(), *d->sink_);
     if (!transport) return std::unexpected("virtio-pci: " + transport.error());
     d->transport_ = std::make_unique<pci::VirtioPciTransport>(std::move(*transport));
@@ -118,7 +123,10 @@ std::expected<std::unique_ptr<VirtioPciDevice>, std::string> VirtioPciDevice::at
     d->transport_->set_bar_listener([self](const pci::BarInfo& bar) { self->bar_changed(bar); });
     auto slot = machine.pci().add(std::make_shared<ConfigFunction>(*d->transport_));
     if (!slot) return std::unexpected("PCI bus 0 is full");
-    d->slot_ = *slot;
+    d->slot_ = d->sink_->slot = *slot;
+    // Firmware's job: the interrupt line register tells the driver the slot's GSI.
+    const auto line = static_cast<uint8_t>(layout::pci_intx_gsi(*slot));
+    d->transport_->config_write(PCI_INTERRUPT_LINE, std::as_bytes(std::span(&line, 1)));
     if (auto r = d->place_bars(); !r) return std::unexpected(r.error());
     return d;
 }

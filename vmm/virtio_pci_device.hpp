@@ -28,9 +28,10 @@ struct SharedMemoryBacking {
 class VirtioPciDevice {
 public:
     // Plugs `device` into the next free slot, places its BARs the way firmware would (32-bit
-    // BARs in the MMIO window below 4 GiB, 64-bit ones above RAM) and turns memory decoding
-    // on. Every shared memory region of the device needs its backing here. `device` and
-    // `machine` must outlive the returned object.
+    // BARs in the MMIO window below 4 GiB, 64-bit ones above RAM), turns memory decoding on
+    // and writes the slot's INTx GSI to the interrupt line register. Every shared memory
+    // region of the device needs its backing here. `device` and `machine` must outlive the
+    // returned object.
     static std::expected<std::unique_ptr<VirtioPciDevice>, std::string> attach(
         Machine& machine, virtio::Device& device, std::vector<SharedMemoryBacking> backings);
     ~VirtioPciDevice();

@@ -110,6 +110,13 @@ check_dax_used() {
   echo "$E2E_NAME: $2: $setups DAX setups"
 }
 
+# check_pci_irq CONSOLE: Linux found slot 1's INTA# in the MP table: I/O APIC pin 16.
+check_pci_irq() {
+  grep -Eq '(pci|virtio-pci) 0000:00:01.0: PCI->APIC IRQ transform: INT A -> IRQ 16$' "$1" ||
+    fs_fail "L2 did not route 00:01.0's INTA# to IRQ 16 through the MP table"
+  ! grep -q "can't find IRQ for PCI INT" "$1" || fs_fail "L2: $(grep -m1 "can't find IRQ" "$1")"
+}
+
 fs_finish() {
   [ "$fs_bad" -eq 0 ] || exit 1
   echo "E2E-PASS: $E2E_NAME"

@@ -1,9 +1,11 @@
-// MP table: signatures, checksums, one enabled processor per vCPU, the I/O APIC and ISA IRQs.
+// MP table: signatures, checksums, one enabled processor per vCPU, the I/O APIC, ISA and PCI IRQs.
 #include "mptable.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <numeric>
+
+#include "layout.hpp"
 
 using namespace vfsdax::vmm;
 
@@ -30,7 +32,7 @@ TEST_CASE("MP table for 4 vCPUs") {
     constexpr uint32_t base = 0xf0000;
     const auto t = build_mptable(base, 4);
     REQUIRE(t.size() == kMpFloatingSize + kMpHeaderSize + 4 * kMpProcessorSize +
-                            (1 + 1 + kMpIsaIrqs + 2) * kMpSmallEntrySize);
+                            (2 + 1 + kMpIsaIrqs + 31 + 2) * kMpSmallEntrySize);
 
     CHECK(std::memcmp(t.data(), "_MP_", 4) == 0);
     CHECK(u32(t, 4) == base + kMpFloatingSize);  // physical address of the table
@@ -42,7 +44,7 @@ TEST_CASE("MP table for 4 vCPUs") {
     CHECK(std::memcmp(t.data() + h, "PCMP", 4) == 0);
     CHECK(u16(t, h + 4) == t.size() - h);
     CHECK(sum(t, h, t.size() - h) == 0);
-    CHECK(u16(t, h + 34) == 4 + 1 + 1 + kMpIsaIrqs + 2);
+    CHECK(u16(t, h + 34) == 4 + 2 + 1 + kMpIsaIrqs + 31 + 2);
     CHECK(u32(t, h + 36) == 0xfee00000);
 
     std::size_t e = h + kMpHeaderSize;
@@ -52,7 +54,13 @@ TEST_CASE("MP table for 4 vCPUs") {
         CHECK(u8(t, e + 1) == cpu);                 // APIC id
         CHECK(u8(t, e + 3) == (cpu == 0 ? 3 : 1));  // enabled, bootstrap for vCPU 0 only
     }
-    CHECK(u8(t, e) == 1);  // ISA bus
+    // Bus ids: Linux looks a PCI device's interrupt up by its bus number, 0.
+    CHECK(u8(t, e) == 1);
+    CHECK(u8(t, e + 1) == 0);
+    CHECK(std::memcmp(t.data() + e + 2, "PCI   ", 6) == 0);
+    e += kMpSmallEntrySize;
+    CHECK(u8(t, e) == 1);
+    CHECK(u8(t, e + 1) == 1);
     CHECK(std::memcmp(t.data() + e + 2, "ISA   ", 6) == 0);
     e += kMpSmallEntrySize;
     CHECK(u8(t, e) == 2);      // I/O APIC
@@ -63,12 +71,29 @@ TEST_CASE("MP table for 4 vCPUs") {
     for (unsigned irq = 0; irq < kMpIsaIrqs; ++irq, e += kMpSmallEntrySize) {
         INFO("irq " << irq);
         CHECK(u8(t, e) == 3);
+        CHECK(u8(t, e + 1) == 0);    // INT
+        CHECK(u16(t, e + 2) == 0);   // ISA's own polarity and trigger
+        CHECK(u8(t, e + 4) == 1);    // the ISA bus
         CHECK(u8(t, e + 5) == irq);  // source bus IRQ
         CHECK(u8(t, e + 6) == 4);    // the I/O APIC
         CHECK(u8(t, e + 7) == irq);  // its pin
     }
+    // PCI: what Linux's IO_APIC_get_PCI_irq_vector matches, bus 0, (slot << 2) | (INTA# - 1).
+    const uint8_t pci_pins[] = {16, 17, 18, 19, 20, 21, 22, 23};
+    for (unsigned slot = 1; slot <= 31; ++slot, e += kMpSmallEntrySize) {
+        INFO("slot " << slot);
+        CHECK(u8(t, e) == 3);
+        CHECK(u8(t, e + 1) == 0);
+        CHECK(u16(t, e + 2) == 0x0f);  // level triggered (3 << 2), active low (3)
+        CHECK(u8(t, e + 4) == 0);
+        CHECK(u8(t, e + 5) == slot << 2);
+        CHECK(u8(t, e + 6) == 4);
+        CHECK(u8(t, e + 7) == pci_pins[(slot - 1) % 8]);
+        CHECK(u8(t, e + 7) == layout::pci_intx_gsi(slot));
+    }
     CHECK(u8(t, e) == 4);
     CHECK(u8(t, e + 1) == 3);  // ExtINT
+    CHECK(u8(t, e + 4) == 1);  // from the ISA bus
     CHECK(u8(t, e + 7) == 0);  // LINT0
     e += kMpSmallEntrySize;
     CHECK(u8(t, e + 1) == 1);  // NMI

@@ -1,4 +1,4 @@
-// Type-1 configuration access: address decoding, the host bridge function, device slots.
+// Type-1 configuration access: address decoding, the host bridge function, device slots, INTx.
 #include "pci_host.hpp"
 
 #include <linux/pci_regs.h>
@@ -31,8 +31,10 @@ struct Recorder : PciFunction {
     }
 };
 
+void no_gsi(uint32_t, bool) {}
+
 struct Host {
-    PciHostBridge bridge;
+    PciHostBridge bridge{no_gsi};
     void set_address(uint32_t a) { bridge.write(0, std::as_bytes(std::span(&a, 1))); }
     uint32_t read(unsigned offset, std::size_t width) {
         uint32_t v = 0;
@@ -104,8 +106,46 @@ TEST_CASE("data-port accesses reach the slot's function at register + byte offse
 }
 
 TEST_CASE("the bus fills up at 32 slots") {
-    PciHostBridge bridge;
+    PciHostBridge bridge(no_gsi);
     for (unsigned i = 1; i < PciHostBridge::kSlots; ++i)
         CHECK(bridge.add(std::make_shared<Recorder>()) == i);
     CHECK_FALSE(bridge.add(std::make_shared<Recorder>()));
+}
+
+TEST_CASE("INTx: each slot drives its GSI; slots sharing one are wired-OR") {
+    std::vector<std::pair<uint32_t, bool>> changes;
+    PciHostBridge bridge([&](uint32_t gsi, bool asserted) { changes.emplace_back(gsi, asserted); });
+    using Change = std::pair<uint32_t, bool>;
+
+    bridge.set_intx(1, true);
+    bridge.set_intx(1, true);  // no change, no call
+    REQUIRE(changes == std::vector<Change>{{16, true}});
+    bridge.set_intx(2, true);
+    CHECK(changes.back() == Change{17, true});
+    changes.clear();
+
+    // Slot 9 shares slot 1's GSI: the line stays up until both let go.
+    CHECK(layout::pci_intx_gsi(9) == 16);
+    bridge.set_intx(9, true);
+    bridge.set_intx(1, false);
+    CHECK(changes.empty());
+    bridge.set_intx(9, false);
+    CHECK(changes == std::vector<Change>{{16, false}});
+    bridge.set_intx(9, false);
+    bridge.set_intx(2, false);
+    CHECK(changes == std::vector<Change>{{16, false}, {17, false}});
+
+    changes.clear();
+    bridge.set_intx(PciHostBridge::kSlots, true);  // no such slot
+    CHECK(changes.empty());
+}
+
+TEST_CASE("INTx GSIs are I/O APIC pins 16-23, above the ISA IRQs") {
+    for (unsigned slot = 1; slot < PciHostBridge::kSlots; ++slot) {
+        INFO("slot " << slot);
+        CHECK(layout::pci_intx_gsi(slot) >= 16);
+        CHECK(layout::pci_intx_gsi(slot) <= 23);
+    }
+    CHECK(layout::pci_intx_gsi(1) == 16);
+    CHECK(layout::pci_intx_gsi(8) == 23);
 }
