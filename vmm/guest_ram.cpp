@@ -17,6 +17,11 @@ std::expected<GuestRam, std::string> GuestRam::create(Vm& vm, GuestMemory& memor
     void* host = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
                         ram.memfd_.get(), 0);
     if (host == MAP_FAILED) return std::unexpected(errno_text("mmap guest RAM"));
+    // KVM maps guest memory with 2 MiB pages only where ours are 2 MiB too; each 4 KiB page the
+    // guest touches first costs a nested page fault otherwise. shmem (memfd) honours the advice
+    // when the host's /sys/kernel/mm/transparent_hugepage/shmem_enabled says "advise" or more;
+    // elsewhere it is a no-op, so a refusal is not an error.
+    (void)::madvise(host, size, MADV_HUGEPAGE);
     ram.host_ = host;
     ram.size_ = size;
     ram.layout_ = layout::RamLayout::of(size);
