@@ -6,7 +6,7 @@ mkdir -p "$share"
 echo "Hello from the host (written at $(date -u +%H:%M:%S) UTC, $E2E_MODE mode)" >"$share/hello.txt"
 echo "demo: sharing $share as tag 'demo' with a 64M DAX window; booting the guest"
 set +e
-timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
   --cpus 2 --memory 512M --cmdline "console=ttyS0 reboot=k panic=-1 quiet" \
   --fs "tag=demo,dir=$share,dax-window=64M" </dev/null
 rc=$?

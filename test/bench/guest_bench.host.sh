@@ -125,7 +125,7 @@ boot() {
   set +e
   (
     now_us >"$E2E_WORK/$label.t0"
-    exec timeout "$E2E_VMM_TIMEOUT" "$@" </dev/null 2>&1
+    exec timeout -k 10 "$E2E_VMM_TIMEOUT" "$@" </dev/null 2>&1
   ) | stamp "$E2E_WORK/$label.log" "$E2E_WORK/$label.init"
   rc=${PIPESTATUS[0]}
   set -e

@@ -88,7 +88,7 @@ run_vmm() {
   echo "$E2E_NAME: fd limit $(ulimit -Sn)"
   t0=${EPOCHREALTIME/./}
   set +e
-  timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+  timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
     --cmdline "console=ttyS0 reboot=k panic=-1" "$@" </dev/null 2>&1 | tee "$console.raw"
   rc=${PIPESTATUS[0]}
   set -e

@@ -8,7 +8,7 @@ qemu="$E2E_BIN/qemu-system-x86_64"
 [ -f "$E2E_FILES/bios-256k.bin" ] || fail "bios-256k.bin is missing (pass --file)"
 console="$E2E_WORK/l2-console.log"
 set +e
-timeout "$E2E_VMM_TIMEOUT" "$qemu" -accel kvm -cpu host -m 512 -smp 1 -nodefaults \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$qemu" -accel kvm -cpu host -m 512 -smp 1 -nodefaults \
   -L "$E2E_FILES" -kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
   -append "console=ttyS0 quiet panic=-1" -device virtio-rng-pci \
   -serial stdio -display none -no-reboot </dev/null 2>&1 | tee "$console"

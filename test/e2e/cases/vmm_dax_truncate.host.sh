@@ -16,7 +16,7 @@ ulimit -Sn "$(ulimit -Hn)"
 : >"$console.raw"
 tail -f "$console.raw" &
 tail_pid=$!
-timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
   --cmdline "console=ttyS0 reboot=k panic=-1" --cpus 2 --memory 512M \
   --fs "tag=daxfs,dir=$d,dax-window=16M,cache=auto" </dev/null >"$console.raw" 2>&1 &
 vmm_pid=$!

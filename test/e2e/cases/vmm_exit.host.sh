@@ -14,7 +14,7 @@ vmm_args=(--kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" --cpus 1 --memory 256M
 # 1. The guest's /init ends with `reboot -f`: Linux resets through the i8042 (reboot=k).
 log="$E2E_WORK/reboot.log"
 set +e
-timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" "${vmm_args[@]}" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" "${vmm_args[@]}" \
   --cmdline "console=ttyS0 reboot=k panic=-1 e2e.reboot" </dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

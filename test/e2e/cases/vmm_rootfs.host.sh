@@ -41,7 +41,7 @@ echo "vmm_rootfs: kernel release from the bzImage: $release"
 ulimit -Sn "$(ulimit -Hn)"
 console="$E2E_WORK/l2-console.log"
 set +e
-timeout "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
   --cpus 1 --memory 512M \
   --cmdline "console=ttyS0 reboot=k panic=-1 rootfstype=virtiofs root=rootfs rw rootflags=dax=always" \
   --fs "tag=rootfs,dir=$root,dax-window=64M" </dev/null 2>&1 | tee "$console.raw"
