@@ -36,8 +36,9 @@ struct TscDeadlineFacts {
     bool host_is_qemu_tcg = false;
 };
 
-// Auto means on, except where this VMM runs inside a QEMU TCG guest: there, two test runs with
-// the bit lost the whole TCG guest (nested SVM under emulation), and none without it did.
+// Auto means on, except where this VMM runs inside a QEMU TCG guest: there, a guest with the
+// bit triple-faulted mid-run (once in the few runs made), which none without it did; the cause
+// is not known (QEMU-KVM's guests in the same TCG guest use the bit without trouble).
 // On without KVM's support is an error that says so.
 std::expected<bool, std::string> resolve_tsc_deadline(TscDeadline wanted,
                                                       const TscDeadlineFacts& facts);

@@ -428,7 +428,7 @@ Options:
   --log-level LEVEL   error, warn, info or debug (default info).
   --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto
                       (default): on, except when this VMM itself runs under QEMU's TCG
-                      emulator, where guests with it lost the emulated host in our tests.
+                      emulator, where a guest with it once triple-faulted in our tests.
   -h, --help          this text.
 
 Sizes take a K, M, G or T suffix (binary units) or are bytes.
