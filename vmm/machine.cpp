@@ -347,19 +347,21 @@ bool Machine::handle_exit(Vcpu& vcpu) {
                                         run->system_event.type));
             return false;
         case KVM_EXIT_SHUTDOWN:
-            request_stop(1, fmt::format("vCPU {}: triple fault (KVM_EXIT_SHUTDOWN)", vcpu.id()));
+            request_stop(1, fmt::format("vCPU {}: triple fault (KVM_EXIT_SHUTDOWN); {}", vcpu.id(),
+                                        vcpu.describe_state()));
             return false;
         case KVM_EXIT_FAIL_ENTRY:
-            request_stop(1, fmt::format("vCPU {}: VM entry failed, hardware reason {:#x}",
-                                        vcpu.id(), run->fail_entry.hardware_entry_failure_reason));
+            request_stop(1, fmt::format("vCPU {}: VM entry failed, hardware reason {:#x}; {}",
+                                        vcpu.id(), run->fail_entry.hardware_entry_failure_reason,
+                                        vcpu.describe_state()));
             return false;
         case KVM_EXIT_INTERNAL_ERROR:
-            request_stop(1, fmt::format("vCPU {}: KVM internal error, suberror {}", vcpu.id(),
-                                        run->internal.suberror));
+            request_stop(1, fmt::format("vCPU {}: KVM internal error, suberror {}; {}", vcpu.id(),
+                                        run->internal.suberror, vcpu.describe_state()));
             return false;
         default:
-            request_stop(1, fmt::format("vCPU {}: unexpected KVM exit reason {}", vcpu.id(),
-                                        run->exit_reason));
+            request_stop(1, fmt::format("vCPU {}: unexpected KVM exit reason {}; {}", vcpu.id(),
+                                        run->exit_reason, vcpu.describe_state()));
             return false;
     }
 }

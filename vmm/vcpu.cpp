@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "cpu_state.hpp"
 #include "layout.hpp"
 #include "long_mode.hpp"
 
@@ -141,6 +142,14 @@ std::expected<bool, std::string> Vcpu::parked() const {
     if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0)
         return std::unexpected(errno_text("KVM_GET_REGS"));
     return (regs.rflags & X86_EFLAGS_IF) == 0;
+}
+
+std::string Vcpu::describe_state() const {
+    kvm_regs regs{};
+    kvm_sregs sregs{};
+    if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0) return errno_text("KVM_GET_REGS");
+    if (::ioctl(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return errno_text("KVM_GET_SREGS");
+    return format_cpu_state(regs, sregs);
 }
 
 int Vcpu::run_once() {

@@ -34,6 +34,9 @@ public:
     // wake it: how Linux parks every CPU when it halts or powers off without ACPI.
     std::expected<bool, std::string> parked() const;
 
+    // This vCPU's registers in one line (format_cpu_state), or why they could not be read.
+    std::string describe_state() const;
+
     // KVM_RUN once: 0 with the exit in run(), or -errno.
     int run_once();
     kvm_run* run() const { return run_; }
