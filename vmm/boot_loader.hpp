@@ -1,4 +1,5 @@
-// Places a bzImage, its initrd, command line, boot_params, MP table and boot tables in RAM.
+// Places a kernel (bzImage or uncompressed vmlinux), its initrd, command line, boot_params, MP
+// table and boot tables in RAM.
 #pragma once
 
 #include <cstdint>
@@ -13,16 +14,17 @@
 namespace vfsdax::vmm {
 
 struct LinuxBoot {
-    std::span<const std::byte> kernel;  // the whole bzImage file
+    std::span<const std::byte> kernel;  // the whole file: a bzImage, or a vmlinux (ELF)
     std::span<const std::byte> initrd;  // empty: none
     std::string_view cmdline;
     unsigned cpus = 1;
 };
 
-// Where the bootstrap vCPU starts: RIP and RSI (boot_params).
+// Where the bootstrap vCPU starts: RIP and RSI (boot_params); and what was loaded, for the log.
 struct BootEntry {
     uint64_t rip;
     uint64_t boot_params;
+    std::string_view kernel_format;
 };
 
 // `memory` must map RAM as laid out by `ram`. Errors begin with the option at fault

@@ -83,6 +83,7 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
     auto entry = load_linux(m->memory_, m->ram_->ram_layout(),
                             LinuxBoot{*kernel, initrd, options.cmdline, options.cpus});
     if (!entry) return std::unexpected(entry.error());
+    log(LogLevel::Info, "kernel: {}, entered at {:#x}", entry->kernel_format, entry->rip);
 
     auto cpuid = m->kvm_.supported_cpuid();
     if (!cpuid) return std::unexpected(cpuid.error());

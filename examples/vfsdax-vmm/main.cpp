@@ -1,4 +1,4 @@
-// vfsdax-vmm: boots a Linux bzImage under KVM with virtio-fs shares.
+// vfsdax-vmm: boots Linux (bzImage or vmlinux) under KVM with virtio-fs shares.
 #include <fmt/format.h>
 #include <linux/capability.h>
 

@@ -392,12 +392,14 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
 
 std::string help_text(std::string_view program) {
     return fmt::format(
-        R"(Usage: {} --kernel BZIMAGE [options]
+        R"(Usage: {} --kernel KERNEL [options]
 
-Boots a Linux bzImage under KVM with virtio-fs shares (virtio-pci, optional DAX window).
+Boots Linux under KVM with virtio-fs shares (virtio-pci, optional DAX window).
 
 Options:
-  --kernel PATH       Linux bzImage (boot protocol 2.12 or later, 64-bit). Required.
+  --kernel PATH       Linux x86-64 kernel, required: a bzImage (boot protocol 2.12 or
+                      later), or an uncompressed vmlinux (ELF), which boots faster: no
+                      decompression in the guest.
   --initrd PATH       initramfs to load with the kernel.
   --cmdline TEXT      kernel command line (default: "console=ttyS0 reboot=k panic=-1").
                       The guest console is the 8250 UART at 0x3f8 (ttyS0), on stdin/stdout.

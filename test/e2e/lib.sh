@@ -39,6 +39,30 @@ kernel_image() {
   echo "${images[0]}"
 }
 
+# Prints an uncompressed copy (ELF vmlinux) of the kernel package root's vmlinuz, extracting
+# it on first use: the bzImage's payload (payload_offset and payload_length in its setup
+# header) is the vmlinux, compressed. Debian compresses it with xz.
+kernel_vmlinux() {
+  local root="$1" vmlinuz vmlinux setup_sects offset length tmp
+  vmlinuz="$(kernel_image "$root")"
+  vmlinux="$root/boot/vmlinux-${vmlinuz##*/vmlinuz-}"
+  if [ ! -f "$vmlinux" ]; then
+    need_tools od xz
+    read -r setup_sects < <(od -An -tu1 -j $((0x1f1)) -N1 "$vmlinuz")
+    read -r offset length < <(od -An -tu4 -j $((0x248)) -N8 "$vmlinuz")
+    [ "$setup_sects" -ne 0 ] || setup_sects=4
+    offset=$(((setup_sects + 1) * 512 + offset))
+    [ "$(od -An -tx1 -j "$offset" -N6 "$vmlinuz" | tr -d ' ')" = fd377a585a00 ] ||
+      die "$vmlinuz: its payload is not xz-compressed (only xz is handled here)"
+    # Several cases may extract at once: each writes its own file, the rename is atomic.
+    tmp="$(mktemp "$vmlinux.XXXXXX")"
+    tail -c +$((offset + 1)) "$vmlinuz" | head -c "$length" | xz -dc --single-stream >"$tmp" ||
+      die "$vmlinuz: xz could not decompress its payload"
+    mv "$tmp" "$vmlinux"
+  fi
+  echo "$vmlinux"
+}
+
 # Prints the lib/modules/<version> directory of an extracted kernel package root.
 kernel_modules() {
   local root="$1" dirs=()

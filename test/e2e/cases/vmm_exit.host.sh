@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # vfsdax-vmm ends with status 0 when the guest resets the machine (reboot=k) and on SIGINT.
+# The first boot loads the uncompressed vmlinux (E2E_VMLINUX), the second the bzImage.
 set -euo pipefail
 bad=0
 fail() {
@@ -8,25 +9,26 @@ fail() {
 }
 share="$E2E_WORK/share"
 mkdir -p "$share"
-vmm_args=(--kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" --cpus 1 --memory 256M
-  --fs "tag=share,dir=$share")
+vmm_args=(--initrd "$E2E_INITRD" --cpus 1 --memory 256M --fs "tag=share,dir=$share")
 
 # 1. The guest's /init ends with `reboot -f`: Linux resets through the i8042 (reboot=k).
 log="$E2E_WORK/reboot.log"
 set +e
-timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" "${vmm_args[@]}" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_VMLINUX" "${vmm_args[@]}" \
   --cmdline "console=ttyS0 reboot=k panic=-1 e2e.reboot" </dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || fail "after the guest's reboot, vfsdax-vmm exited with $rc, want 0"
 grep -q '^E2E-L2-DONE: rc=0' "$log" || fail "reboot boot: the L2 test did not finish"
 grep -q 'reset the machine (i8042)' "$log" || fail "reboot boot: the VMM did not report an i8042 reset"
+grep -q 'kernel: uncompressed vmlinux, entered at 0x' "$log" ||
+  fail "reboot boot: the VMM did not report loading $E2E_VMLINUX as an uncompressed vmlinux"
 
 # 2. SIGINT while the guest waits. Started the way a script starts a background job; the
 # VMM is bounded by polling, since a timeout wrapper would stand between the signal and it.
 log="$E2E_WORK/sigint.log"
-"$E2E_VMM" "${vmm_args[@]}" --cmdline "console=ttyS0 reboot=k panic=-1 e2e.wait" \
-  </dev/null >"$log" 2>&1 &
+"$E2E_VMM" --kernel "$E2E_KERNEL" "${vmm_args[@]}" \
+  --cmdline "console=ttyS0 reboot=k panic=-1 e2e.wait" </dev/null >"$log" 2>&1 &
 pid=$!
 deadline=$((SECONDS + E2E_VMM_TIMEOUT))
 until grep -q '^L2-WAITING' "$log" || ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; do
@@ -51,6 +53,8 @@ set -e
 tr -d '\r' <"$log"
 [ "$rc" -eq 0 ] || fail "after SIGINT, vfsdax-vmm exited with $rc, want 0"
 grep -q 'stopped by Interrupt' "$log" || fail "sigint boot: the VMM did not report being stopped by SIGINT"
+grep -q 'kernel: bzImage, entered at 0x100200' "$log" ||
+  fail "sigint boot: the VMM did not report loading $E2E_KERNEL as a bzImage"
 
 [ "$bad" -eq 0 ] || exit 1
 echo "E2E-PASS: vmm_exit"

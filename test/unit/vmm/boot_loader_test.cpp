@@ -103,6 +103,7 @@ TEST_CASE("load_linux places kernel, command line, initrd, boot_params and boot 
     REQUIRE(entry);
     CHECK(entry->rip == 1 * MiB + 0x200);
     CHECK(entry->boot_params == kBootParams);
+    CHECK(entry->kernel_format == "bzImage");
 
     CHECK(std::memcmp(ram.bytes.data() + 1 * MiB, image.data() + (kSetupSects + 1) * 512,
                       kPayload) == 0);
