@@ -126,4 +126,14 @@ KvmResult Vm::remove_ioeventfd(uint64_t address, uint32_t length, bool pio, int 
     return ioeventfd(fd(), address, length, pio, event_fd, true);
 }
 
+KvmResult Vm::add_coalesced_pio(uint16_t port, uint32_t length) {
+    kvm_coalesced_mmio_zone zone{};
+    zone.addr = port;
+    zone.size = length;
+    zone.pio = 1;
+    if (::ioctl(fd(), KVM_REGISTER_COALESCED_MMIO, &zone) < 0)
+        return std::unexpected(errno_text("KVM_REGISTER_COALESCED_MMIO (PIO)"));
+    return {};
+}
+
 }  // namespace vfsdax::vmm

@@ -47,6 +47,9 @@ public:
     // kernel instead of exiting to user space.
     KvmResult add_ioeventfd(uint64_t address, uint32_t length, bool pio, int event_fd);
     KvmResult remove_ioeventfd(uint64_t address, uint32_t length, bool pio, int event_fd);
+    // Writes of the guest to these `length` ports no longer exit: KVM appends them to the
+    // coalesced ring (see CoalescedWrites). Needs KVM_CAP_COALESCED_PIO.
+    KvmResult add_coalesced_pio(uint16_t port, uint32_t length);
 
 private:
     UniqueFd fd_;

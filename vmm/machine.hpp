@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bus.hpp"
+#include "coalesced_writes.hpp"
 #include "cpuid.hpp"
 #include "event_loop.hpp"
 #include "fault_repair.hpp"
@@ -77,6 +78,7 @@ private:
     bool handle_exit(Vcpu& vcpu);
     std::expected<void, std::string> setup_console(const MachineOptions& options);
     std::expected<void, std::string> setup_halt_detection();
+    std::expected<void, std::string> setup_coalesced_pci_address();
     void check_parked(Vcpu& vcpu);
 
     Kvm kvm_;
@@ -89,6 +91,7 @@ private:
     std::shared_ptr<Serial8250> serial_;
     std::unique_ptr<EventLoop> loop_;
     std::vector<Vcpu> vcpus_;
+    std::unique_ptr<CoalescedWrites> coalesced_;  // in vCPU 0's mapping; null without the cap
     FaultRepairs fault_repairs_;
     std::vector<std::thread> threads_;
     // Halt detection: each tick asks every vCPU whether it is parked; the guest has halted

@@ -40,6 +40,12 @@ public:
     // KVM_RUN once: 0 with the exit in run(), or -errno.
     int run_once();
     kvm_run* run() const { return run_; }
+    // The page `index` pages into this vCPU's KVM mapping (kvm_run is page 0), or null when the
+    // mapping is shorter.
+    void* mapped_page(std::size_t index, std::size_t page_size) const {
+        if ((index + 1) * page_size > run_size_) return nullptr;
+        return reinterpret_cast<std::byte*>(run_) + index * page_size;
+    }
 
     // From another thread: makes this vCPU's current or next KVM_RUN return (EINTR) soon. The
     // vCPU thread must have an empty SIGUSR1 handler installed without SA_RESTART.
