@@ -14,28 +14,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "boot_loader.hpp"
 #include "cmos.hpp"
 #include "cpuid.hpp"
 #include "i8042.hpp"
 #include "log.hpp"
+#include "mapped_file.hpp"
 
 namespace vfsdax::vmm {
 namespace {
-
-std::expected<std::vector<std::byte>, std::string> read_file(const std::string& path,
-                                                             std::string_view option) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::unexpected(fmt::format("{}: {}: {}", option, path, std::strerror(errno)));
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) return std::unexpected(fmt::format("{}: {}: read error", option, path));
-    std::vector<std::byte> out(bytes.size());
-    std::memcpy(out.data(), bytes.data(), bytes.size());
-    return out;
-}
 
 void write_all(int fd, std::span<const std::byte> data) {
     while (!data.empty()) {
@@ -73,16 +61,18 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
     if (!ram) return std::unexpected("--memory: " + ram.error());
     m->ram_ = std::make_unique<GuestRam>(std::move(*ram));
 
-    auto kernel = read_file(options.kernel, "--kernel");
-    if (!kernel) return std::unexpected(kernel.error());
-    std::vector<std::byte> initrd;
+    auto kernel = MappedFile::open(options.kernel);
+    if (!kernel) return std::unexpected("--kernel: " + kernel.error());
+    std::optional<MappedFile> initrd;
     if (!options.initrd.empty()) {
-        auto r = read_file(options.initrd, "--initrd");
-        if (!r) return std::unexpected(r.error());
-        initrd = std::move(*r);
+        auto r = MappedFile::open(options.initrd);
+        if (!r) return std::unexpected("--initrd: " + r.error());
+        initrd.emplace(std::move(*r));
     }
-    auto entry = load_linux(m->memory_, m->ram_->ram_layout(),
-                            LinuxBoot{*kernel, initrd, options.cmdline, options.cpus});
+    auto entry = load_linux(
+        m->memory_, m->ram_->ram_layout(),
+        LinuxBoot{kernel->bytes(), initrd ? initrd->bytes() : std::span<const std::byte>{},
+                  options.cmdline, options.cpus});
     if (!entry) return std::unexpected(entry.error());
     log(LogLevel::Info, "kernel: {}, entered at {:#x}", entry->kernel_format, entry->rip);
 
