@@ -25,7 +25,7 @@ static_assert(kDescSize == 16 && sizeof(vring_packed_desc_event) == 4);
 // can neither repeat nor split.
 template <typename T>
 [[gnu::always_inline]] inline T load_relaxed(const T& field) {
-    return std::atomic_ref(const_cast<T&>(field)).load(std::memory_order_relaxed);
+    return __atomic_load_n(&field, __ATOMIC_RELAXED);
 }
 
 // One descriptor, copied out of guest memory once: every check and every use reads the copy.
@@ -43,8 +43,10 @@ struct Desc {
             le16toh(load_relaxed(d.id)), flags};
 }
 
-inline uint16_t load_flags(const vring_packed_desc& d, std::memory_order order) {
-    return le16toh(std::atomic_ref(const_cast<__le16&>(d.flags)).load(order));
+// `order`: __ATOMIC_RELAXED or __ATOMIC_ACQUIRE, a constant.
+template <int order>
+[[gnu::always_inline]] inline uint16_t load_flags(const vring_packed_desc& d) {
+    return le16toh(__atomic_load_n(&d.flags, order));
 }
 
 // An indirect table entry: the table may sit at any address, so copy it, and keep the compiler
@@ -115,28 +117,27 @@ PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uin
                          uint32_t* device_event, uint16_t size, uint64_t features)
     : memory_(memory),
       ring_(ring),
+      ring_end_(ring + size),
       driver_event_(driver_event),
       device_event_(device_event),
       size_(size),
       event_idx_(features & feature_bit(VIRTIO_RING_F_EVENT_IDX)),
       indirect_(features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)),
       avail_bits_(kAvail),  // both wrap counters start at 1 (2.8.1)
-      used_bits_(kAvail | kUsed),
-      fast_limit_(
-          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))) {
+      used_bits_(kAvail | kUsed) {
     std::fill_n(in_flight_.begin(), size, kFree);
 }
 
 bool PackedQueue::available_at(uint16_t slot) const {
     // Acquire: the rest of the descriptor (and of its list) is read after the flags.
-    return is_available(load_flags(ring_[slot], std::memory_order_acquire), avail_bits_);
+    return is_available(load_flags<__ATOMIC_ACQUIRE>(ring_[slot]), avail_bits_);
 }
 
 std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
     const uint32_t slot = next_avail_;
     // Acquire: the rest of the list is read after the first descriptor's flags, which the
     // driver writes last. Every later read uses this value, whatever the guest writes since.
-    const uint16_t flags = load_flags(ring_[slot], std::memory_order_acquire);
+    const uint16_t flags = load_flags<__ATOMIC_ACQUIRE>(ring_[slot]);
     // A broken queue's avail_bits_ match no descriptor: it lands here too.
     if (!is_available(flags, avail_bits_)) {
         if (broken_) [[unlikely]]
@@ -146,7 +147,7 @@ std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
     List list;
     if (!read_list_fast(slot, flags, chain, list)) [[unlikely]]
         return pop_slow(slot, flags, chain);
-    return take_list(slot, list, chain);
+    return take_list(list);
 }
 
 std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t flags,
@@ -154,26 +155,25 @@ std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t fl
     auto list = read_list(slot, flags, chain);
     if (!list) return fail(list.error());
     chain.set_token({list->id, static_cast<uint16_t>(list->slots)});
-    return take_list(slot, *list, chain);
+    return take_list(*list);
 }
 
-[[gnu::always_inline]] inline std::expected<bool, QueueError> PackedQueue::take_list(
-    uint32_t slot, List list, DescriptorChain& chain) {
+[[gnu::always_inline]] inline std::expected<bool, QueueError> PackedQueue::take_list(List list) {
     // The buffer id is in the last descriptor of the list (2.8.6). One load refuses an id
     // beyond the ring too.
     const uint16_t id = list.id;
     const uint32_t slots = list.slots;
     if (in_flight_[id] != kFree) [[unlikely]]
-        return fail(QueueError::BadBufferId);
+        return fail<std::expected<bool, QueueError>>(QueueError::BadBufferId);
     // A driver reuses ring slots only once they are used: more in flight means it overran us.
     const uint32_t size = size_;
     const uint32_t in_flight_slots = in_flight_slots_ + slots;
     if (in_flight_slots > size) [[unlikely]]
-        return fail(QueueError::ChainTooLong);
+        return fail<std::expected<bool, QueueError>>(QueueError::ChainTooLong);
     in_flight_slots_ = in_flight_slots;
     in_flight_[id] = static_cast<uint16_t>(slots);
-    chain.set_token_id(id);
-    uint32_t next = slot + slots;
+    // From memory: one value fewer in a register through the list's walk.
+    uint32_t next = next_avail_ + slots;
     if (next >= size) {
         next -= size;
         avail_bits_ ^= kAvail | kUsed;
@@ -182,7 +182,8 @@ std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t fl
     return kPopped;
 }
 
-std::unexpected<QueueError> PackedQueue::fail(QueueError error) {
+template <typename Result>
+Result PackedQueue::fail(QueueError error) {
     broken_ = true;
     avail_bits_ = kNeverAvailable;
     // Nothing in flight: push() refuses every chain by its in-flight check alone.
@@ -197,23 +198,31 @@ std::unexpected<QueueError> PackedQueue::fail(QueueError error) {
     // One generation check for the whole list: the list is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
-    vring_packed_desc* const ring = ring_;
-    // AVAIL and USED matter in the first descriptor only (pop() checked them).
-    const auto load = [&](uint16_t slot_flags) {
-        const vring_packed_desc& d = ring[slot];
-        return InlineDesc{le64toh(load_relaxed(d.addr)), le32toh(load_relaxed(d.len)),
-                          static_cast<uint16_t>(slot_flags & ~(kAvail | kUsed))};
-    };
-    // fast_limit_ <= size: a list of more than size descriptors is read_list()'s to refuse.
-    if (!fill_inline_chain(chain, fast_limit_, region_cache_, load(flags), [&](InlineDesc& desc) {
-            if (++slot == size_) slot = 0;
-            desc = load(load_flags(ring[slot], std::memory_order_relaxed));
+    // AVAIL and USED matter in the first descriptor only (pop() checked them). The queue's
+    // fields stay in memory (one operand each), the descriptor pointer in a register.
+    struct Cursor {
+        const PackedQueue* queue;
+        const vring_packed_desc* at;
+
+        [[gnu::always_inline]] InlineBuffer buffer() const {
+            return {le64toh(load_relaxed(at->addr)), le32toh(load_relaxed(at->len))};
+        }
+        [[gnu::always_inline]] bool next(uint16_t& flags) {
+            if (++at == queue->ring_end_) [[unlikely]]
+                at = queue->ring_;
+            flags = load_flags<__ATOMIC_RELAXED>(*at) & ~(kAvail | kUsed);
             return true;
-        })) {
+        }
+        // The buffer id only counts in the last descriptor (2.8.6): loaded there alone.
+        [[gnu::always_inline]] void end(DescriptorChain& chain) const {
+            chain.set_token_id(le16toh(load_relaxed(at->id)));
+        }
+    };
+    if (!fill_inline_chain(chain, region_cache_, Cursor{this, &ring_[slot]},
+                           static_cast<uint16_t>(flags & ~(kAvail | kUsed)))) {
         return false;
     }
-    // The buffer id only counts in the last descriptor (2.8.6): loaded there alone.
-    list = {le16toh(load_relaxed(ring[slot].id)), static_cast<uint32_t>(chain.size())};
+    list = {chain.token().id, chain.token().ring_slots};
     return true;
 }
 
@@ -243,7 +252,7 @@ std::expected<PackedQueue::List, QueueError> PackedQueue::read_list(uint32_t slo
         // A list holds at most size descriptors (2.8.18): one more would be a second lap.
         if (slots == size) return std::unexpected(QueueError::ChainTooLong);
         if (++slot == size) slot = 0;
-        flags = load_flags(ring[slot], std::memory_order_relaxed);
+        flags = load_flags<__ATOMIC_RELAXED>(ring[slot]);
     }
     if (chain.readable_bytes() + chain.writable_bytes() > UINT32_MAX) {
         return std::unexpected(QueueError::LengthOverflow);
@@ -274,7 +283,12 @@ std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain,
                                                          uint32_t len, bool writable) {
     if (len == 0) [[unlikely]]
         return std::unexpected(QueueError::ZeroLength);
-    auto span = memory_.translate(GuestAddress(addr), len, region_cache_);
+    // A queue smaller than kInlineSegments leaves region_cache_ empty, which keeps
+    // read_list_fast() off it: a list of up to kInlineSegments descriptors there would take
+    // a slot twice.
+    auto span = size_ < DescriptorChain::kInlineSegments
+                    ? memory_.translate(GuestAddress(addr), len)
+                    : memory_.translate(GuestAddress(addr), len, region_cache_);
     if (!span) [[unlikely]]
         return std::unexpected(from_memory_error(span.error()));
     return chain.add(*span, writable);
@@ -340,7 +354,7 @@ std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain,
 std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
     const uint32_t slots = push_used(chain, written);
     if (slots == 0) [[unlikely]]
-        return refuse_push();
+        return refuse_push<std::expected<void, QueueError>>();
     used_since_signal_ += slots;
     return kOk;
 }
@@ -349,13 +363,14 @@ std::expected<bool, QueueError> PackedQueue::push_and_needs_interrupt(const Desc
                                                                       uint32_t written) {
     const uint32_t slots = push_used(chain, written);
     if (slots == 0) [[unlikely]]
-        return refuse_push();
+        return refuse_push<std::expected<bool, QueueError>>();
     const uint64_t advanced = used_since_signal_ + slots;
     used_since_signal_ = 0;
     return decide_interrupt(advanced);
 }
 
-std::unexpected<QueueError> PackedQueue::refuse_push() {
+template <typename Result>
+Result PackedQueue::refuse_push() {
     if (broken_) return std::unexpected(QueueError::Broken);
     return fail(QueueError::BadBufferId);
 }

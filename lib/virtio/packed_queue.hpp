@@ -65,14 +65,16 @@ private:
     // across a call.
     [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(uint32_t slot, uint16_t flags,
                                                                DescriptorChain & chain);
-    // The list at `slot` is now the device's, unless its id is bad. `chain`'s token has the
-    // list's ring slots already; this sets its id.
-    std::expected<bool, QueueError> take_list(uint32_t slot, List list, DescriptorChain & chain);
+    // The list at next_avail_ is now the device's, unless its id is bad. The popped chain's
+    // token holds the list's id and ring slots already.
+    std::expected<bool, QueueError> take_list(List list);
     // Places a popped chain's used element: the ring slots it frees (the caller adds them to
     // used_since_signal_), or 0, changing nothing, for a chain not in flight.
     uint32_t push_used(const DescriptorChain& chain, uint32_t written);
     // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
-    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
+    // As the caller's result, so that the caller reaches it by a tail call.
+    template <typename Result>
+    [[gnu::noinline, gnu::cold]] Result refuse_push();
     // needs_interrupt() for `advanced` (> 0) slots used since the last decision.
     bool decide_interrupt(uint64_t advanced);
     [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
@@ -80,12 +82,16 @@ private:
     void write_device_event(uint16_t flags, uint16_t off_wrap);
     // Every error path: the queue stays broken. No descriptor looks available and nothing
     // stays in flight, so pop() and push() refuse by the checks they make anyway.
-    [[gnu::cold, gnu::noinline]] std::unexpected<QueueError> fail(QueueError error);
+    // Result: the caller's own, where that makes the call a tail call.
+    template <typename Result = std::unexpected<QueueError>>
+    [[gnu::cold, gnu::noinline]] Result fail(QueueError error);
 
     const GuestMemory& memory_;
-    // Where the last buffer was: the next is almost always in the same (RAM) region.
+    // Where the last buffer was: the next is almost always in the same (RAM) region. Filled
+    // by add_segment() only, and only on a queue of at least kInlineSegments entries.
     GuestMemory::RegionCache region_cache_;
     vring_packed_desc* const ring_;  // size_ descriptors, host view
+    const vring_packed_desc* const ring_end_;
     // The two struct vring_packed_desc_event areas, each read or written as one little-endian
     // 32-bit word (off_wrap in the low half, flags in the high half).
     uint32_t* const driver_event_;  // written by the driver: interrupt suppression
@@ -103,7 +109,6 @@ private:
     // bits of a used element in this lap (both for wrap 1, neither for 0).
     uint16_t next_used_ = 0;
     uint16_t used_bits_;
-    const uint16_t fast_limit_;  // min(size, kInlineSegments): read_list_fast() declines longer
 
     // Ring slots each buffer id holds while in flight (1..size), and their sum. All 2^16 ids,
     // so one load checks an id: beyond the ring (0), or already in flight.

@@ -19,19 +19,19 @@ namespace {
 // Ring fields are shared with a guest that runs concurrently: every access is one atomic
 // access of the field's width, so the compiler neither tears nor repeats it.
 template <typename T>
-T load_relaxed(const T* p) {
+[[gnu::always_inline]] inline T load_relaxed(const T* p) {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 template <typename T>
-T load_acquire(const T* p) {
+[[gnu::always_inline]] inline T load_acquire(const T* p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 template <typename T>
-void store_relaxed(T* p, T v) {
+[[gnu::always_inline]] inline void store_relaxed(T* p, T v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 template <typename T>
-void store_release(T* p, T v) {
+[[gnu::always_inline]] inline void store_release(T* p, T v) {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
@@ -65,8 +65,6 @@ SplitQueue::SplitQueue(const GuestMemory& memory, uint16_t size, Rings rings, ui
       avail_event_ptr_(reinterpret_cast<uint16_t*>(used_ring() + 2 * size)),
       size_(size),
       mask_(size - 1u),
-      fast_limit_(
-          static_cast<uint16_t>(std::min<std::size_t>(size, DescriptorChain::kInlineSegments))),
       event_idx_((features & feature_bit(VIRTIO_RING_F_EVENT_IDX)) != 0),
       indirect_((features & feature_bit(VIRTIO_RING_F_INDIRECT_DESC)) != 0),
       avail_window_(size) {
@@ -82,17 +80,16 @@ std::unexpected<QueueError> SplitQueue::fail(QueueError error) {
     return std::unexpected(error);
 }
 
-[[gnu::always_inline]] inline std::expected<void, QueueError> SplitQueue::refresh_avail_idx(
-    uint16_t last) {
+[[gnu::always_inline]] inline bool SplitQueue::refresh_avail_idx(uint16_t last) {
     // Acquire: the ring entries and descriptors the driver wrote before publishing idx are
     // visible once we see idx.
     const uint16_t idx = load_acquire(avail_idx_ptr());
     // A broken queue keeps avail_idx_ == last_avail_idx_, so pop() always lands here first,
     // and its window of -1 refuses any index.
     if (static_cast<uint16_t>(idx - last) > avail_window_) [[unlikely]]
-        return refuse_avail_idx();
+        return false;
     avail_idx_ = idx;
-    return {};
+    return true;
 }
 
 std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
@@ -101,8 +98,8 @@ std::expected<bool, QueueError> SplitQueue::pop(DescriptorChain& chain) {
     // load every field again.
     const uint16_t* const entry = avail_ring() + (last & mask_);
     if (last == avail_idx_) {
-        if (auto r = refresh_avail_idx(last); !r) [[unlikely]]
-            return std::unexpected(r.error());
+        if (!refresh_avail_idx(last)) [[unlikely]]
+            return refuse_avail_idx();
         if (last == avail_idx_) return false;
     }
     const uint16_t head = load_relaxed(entry);
@@ -125,12 +122,12 @@ std::expected<bool, QueueError> SplitQueue::pop_slow(DescriptorChain& chain) {
     return true;
 }
 
-std::unexpected<QueueError> SplitQueue::refuse_avail_idx() {
+std::expected<bool, QueueError> SplitQueue::refuse_avail_idx() {
     if (broken_) return std::unexpected(QueueError::Broken);
     return fail(QueueError::BadAvailIndex);
 }
 
-std::unexpected<QueueError> SplitQueue::refuse_head(uint16_t head) {
+std::expected<bool, QueueError> SplitQueue::refuse_head(uint16_t head) {
     return fail(head >= size_ ? QueueError::BadDescriptorIndex : QueueError::BadBufferId);
 }
 
@@ -147,19 +144,33 @@ std::unexpected<QueueError> SplitQueue::refuse_head(uint16_t head) {
     // One generation check for the whole chain: the chain is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
-    const vring_desc* const table = desc_table();
-    const vring_desc* d = &table[head];
-    const auto load = [](const vring_desc& at) {
-        return InlineDesc{load_relaxed(&at.addr), load_relaxed(&at.len), load_relaxed(&at.flags)};
+    // The queue's fields stay in memory (one operand each), the descriptor pointer in a
+    // register.
+    struct Cursor {
+        const SplitQueue* queue;
+        const vring_desc* at;
+
+        [[gnu::always_inline]] uint16_t flags() const { return load_relaxed(&at->flags); }
+        [[gnu::always_inline]] InlineBuffer buffer() const {
+            return {load_relaxed(&at->addr), load_relaxed(&at->len)};
+        }
+        [[gnu::always_inline]] bool next(uint16_t& flags) {
+            const uint16_t idx = load_relaxed(&at->next);
+            if (idx >= queue->size_) return false;
+            at = &queue->desc_table()[idx];
+            flags = this->flags();
+            return true;
+        }
+        void end(DescriptorChain&) const {}  // the head is the token's id, set by pop()
     };
-    // fast_limit_ <= size: a chain that revisits a descriptor is walk()'s to refuse.
-    return fill_inline_chain(chain, fast_limit_, region_cache_, load(*d), [&](InlineDesc& desc) {
-        const uint16_t idx = load_relaxed(&d->next);
-        if (idx >= size_) return false;
-        d = &table[idx];
-        desc = load(*d);
-        return true;
-    });
+    const Cursor cursor{this, &desc_table()[head]};
+    return fill_inline_chain(chain, region_cache_, cursor, cursor.flags());
+}
+
+std::expected<std::span<std::byte>, MemoryError> SplitQueue::translate_buffer(uint64_t addr,
+                                                                              uint32_t len) {
+    if (size_ < DescriptorChain::kInlineSegments) return memory_.translate(GuestAddress(addr), len);
+    return memory_.translate(GuestAddress(addr), len, region_cache_);
 }
 
 std::expected<void, QueueError> SplitQueue::walk(uint16_t head, DescriptorChain& chain) {
@@ -180,7 +191,7 @@ std::expected<void, QueueError> SplitQueue::walk(uint16_t head, DescriptorChain&
         }
         if (d.len == 0) [[unlikely]]
             return std::unexpected(QueueError::ZeroLength);
-        auto span = memory_.translate(GuestAddress(d.addr), d.len, region_cache_);
+        auto span = translate_buffer(d.addr, d.len);
         if (!span) [[unlikely]]
             return std::unexpected(memory_error(span.error()));
         if (auto r = chain.add(*span, (d.flags & VRING_DESC_F_WRITE) != 0); !r) [[unlikely]] {
@@ -220,7 +231,7 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
         const Desc e = read_desc(base + std::size_t{idx} * 16);
         if (e.flags & VRING_DESC_F_INDIRECT) return std::unexpected(QueueError::NestedIndirect);
         if (e.len == 0) return std::unexpected(QueueError::ZeroLength);
-        auto span = memory_.translate(GuestAddress(e.addr), e.len, region_cache_);
+        auto span = translate_buffer(e.addr, e.len);
         if (!span) return std::unexpected(memory_error(span.error()));
         if (auto r = chain.add(*span, (e.flags & VRING_DESC_F_WRITE) != 0); !r) return r;
         if (!(e.flags & VRING_DESC_F_NEXT)) return {};
@@ -239,7 +250,9 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
     // len may underestimate (2.7.8), never claim bytes beyond the writable buffers.
     if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
     const uint32_t used = next_used_;
-    uint32_t* const elem = used_ring() + 2 * (used & mask_);
+    // A 64-bit index: the address takes one instruction, no zero extension.
+    const std::size_t slot = used & mask_;
+    uint32_t* const elem = used_ring() + 2 * slot;
     uint16_t* const used_idx = used_idx_ptr();
     next_used = used + 1;
     next_used_ = next_used;
@@ -273,7 +286,7 @@ std::expected<void, QueueError> SplitQueue::walk_indirect(uint64_t addr, uint32_
 std::expected<void, QueueError> SplitQueue::push(const DescriptorChain& chain, uint32_t written) {
     uint32_t next;
     if (!push_used(chain, written, next)) [[unlikely]]
-        return refuse_push();
+        return refuse_push<std::expected<void, QueueError>>();
     return kOk;
 }
 
@@ -281,11 +294,12 @@ std::expected<bool, QueueError> SplitQueue::push_and_needs_interrupt(const Descr
                                                                      uint32_t written) {
     uint32_t next;
     if (!push_used(chain, written, next)) [[unlikely]]
-        return refuse_push();
+        return refuse_push<std::expected<bool, QueueError>>();
     return decide_interrupt(next);
 }
 
-std::unexpected<QueueError> SplitQueue::refuse_push() {
+template <typename Result>
+Result SplitQueue::refuse_push() {
     if (broken_) return std::unexpected(QueueError::Broken);
     return fail(QueueError::BadBufferId);
 }
@@ -316,7 +330,7 @@ std::expected<bool, QueueError> SplitQueue::enable_notifications() {
     // Full fence: publish avail_event / the cleared flag before re-reading avail->idx. The
     // driver publishes avail->idx, fences, then reads them; one of us sees the other.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (auto r = refresh_avail_idx(last_avail_idx_); !r) return std::unexpected(r.error());
+    if (!refresh_avail_idx(last_avail_idx_)) return refuse_avail_idx();
     return avail_idx_ != last_avail_idx_;
 }
 

@@ -50,8 +50,9 @@ private:
     // avail_window_ to -1, so pop() refuses by its avail index check; nothing stays in flight,
     // so push() refuses every chain by its in-flight check alone.
     [[gnu::cold, gnu::noinline]] std::unexpected<QueueError> fail(QueueError error);
-    // Reads avail->idx (acquire) and checks it against `last` (last_avail_idx_).
-    std::expected<void, QueueError> refresh_avail_idx(uint16_t last);
+    // Reads avail->idx (acquire) into avail_idx_ after checking it against `last`
+    // (last_avail_idx_); false, changing nothing, for an index beyond the window.
+    bool refresh_avail_idx(uint16_t last);
     // The common chain, in registers (fill_inline_chain()); false for anything else
     // (including every malformed chain), which walk() then decides. No queue state changes.
     bool walk_fast(uint16_t head, DescriptorChain& chain);
@@ -59,19 +60,26 @@ private:
     // call from pop(), so pop() itself keeps nothing live across a call.
     [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(DescriptorChain& chain);
     // refresh_avail_idx() for an index beyond the window: Broken, or the driver's mistake.
-    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_avail_idx();
+    // Returns what pop() does, so that pop() reaches it by a tail call.
+    [[gnu::noinline, gnu::cold]] std::expected<bool, QueueError> refuse_avail_idx();
     // pop() for a head that is out of range or already in flight.
-    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_head(uint16_t head);
+    [[gnu::noinline, gnu::cold]] std::expected<bool, QueueError> refuse_head(uint16_t head);
     // Places a popped chain in the used ring, `next_used` set to the new next_used_; false,
     // changing nothing, for a chain not in flight.
     bool push_used(const DescriptorChain& chain, uint32_t written, uint32_t& next_used);
     // push() for a chain not in flight: Broken on a broken queue, else the device's mistake.
-    [[gnu::noinline, gnu::cold]] std::unexpected<QueueError> refuse_push();
+    // As the caller's result, so that the caller reaches it by a tail call.
+    template <typename Result>
+    [[gnu::noinline, gnu::cold]] Result refuse_push();
     // needs_interrupt() once something was pushed since the last decision; `next` is
     // next_used_.
     bool decide_interrupt(uint32_t next);
     // The chain at avail entry `last` (== last_avail_idx_) is now the device's.
     void take_head(uint16_t last, uint16_t head);
+    // A buffer's host memory, through region_cache_ for a queue of at least kInlineSegments
+    // entries. A smaller queue's cache stays empty, which keeps walk_fast() off it: a chain
+    // of up to kInlineSegments descriptors there may revisit one (a loop).
+    std::expected<std::span<std::byte>, MemoryError> translate_buffer(uint64_t addr, uint32_t len);
     // Walks the chain starting at `head` into `chain`; no queue state changes.
     std::expected<void, QueueError> walk(uint16_t head, DescriptorChain& chain);
     // Cold: most chains are direct; kept out of pop()'s inlined body.
@@ -88,7 +96,8 @@ private:
     uint32_t* used_ring() const { return reinterpret_cast<uint32_t*>(rings_.used + 4); }
 
     const GuestMemory& memory_;
-    // Where the last buffer was: the next is almost always in the same (RAM) region.
+    // Where the last buffer was: the next is almost always in the same (RAM) region. Filled
+    // by translate_buffer() only.
     GuestMemory::RegionCache region_cache_;
     Rings rings_;
     // After the rings, so they depend on size: precomputed, as the hot path uses them.
@@ -100,8 +109,7 @@ private:
     uint16_t* kick_target_;
     uint16_t kick_sink_ = 0;
     uint16_t size_;
-    uint32_t mask_;        // size - 1, 32 bits: masking a 16-bit index needs no zero extension
-    uint16_t fast_limit_;  // min(size, kInlineSegments): walk_fast() declines longer chains
+    uint32_t mask_;  // size - 1, 32 bits: masking a 16-bit index needs no zero extension
     bool event_idx_;
     bool indirect_;
     bool broken_ = false;

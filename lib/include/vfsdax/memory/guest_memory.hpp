@@ -77,7 +77,7 @@ public:
         // covers every case, as a placed region ends below 2^64 (base + size does not wrap):
         // a < base makes (a - base) at least 2^64 - base > size; len == 0 makes len - 1 = 2^64
         // - 1, which carries for any offset but 0 and is >= size for 0.
-        bool holds_nonempty(uint64_t a, uint64_t len) const {
+        [[gnu::always_inline]] bool holds_nonempty(uint64_t a, uint64_t len) const {
             uint64_t last_offset;
             return !__builtin_add_overflow(a - base, len - 1, &last_offset) && last_offset < size;
         }

@@ -55,17 +55,19 @@ public:
     void set_token_id(uint16_t id) { token_.id = id; }
     // Segments added since clear().
     std::size_t size() const { return count_; }
-    // A queue's fast path builds a short chain in registers: it stores segments 0..count-1 in
-    // inline_segments(), then sets the rest at once with assign_inline() (count must not
-    // exceed kInlineSegments; readable ones first, as add() enforces) and set_token_id(). Such
-    // a chain is direct descriptors only: one ring slot each, on either layout.
+    // A queue's fast path builds a short chain of direct descriptors in place: it stores
+    // segments 0..count-1 in inline_segments() (count <= kInlineSegments; readable ones first,
+    // as add() enforces), says where the readable ones end with set_inline_readable(), then
+    // sets the rest with finish_inline() and set_token_id(). Such a chain takes one ring slot
+    // per descriptor, on either layout.
     Segment* inline_segments() { return inline_; }
-    void assign_inline(uint16_t count, std::size_t readable_count, uint64_t readable_bytes,
-                       uint64_t writable_bytes) {
-        count_ = count;
-        token_.ring_slots = count;
+    void set_inline_readable(std::size_t readable_count, uint64_t readable_bytes) {
         readable_count_ = readable_count;
         readable_bytes_ = readable_bytes;
+    }
+    void finish_inline(uint16_t count, uint64_t writable_bytes) {
+        count_ = count;
+        token_.ring_slots = count;
         writable_bytes_ = writable_bytes;
     }
     std::expected<void, QueueError> add(Segment segment, bool device_writable) {
