@@ -4,9 +4,10 @@ set -euo pipefail
 share="$E2E_WORK/share"
 mkdir -p "$share"
 echo "Hello from the host (written at $(date -u +%H:%M:%S) UTC, $E2E_MODE mode)" >"$share/hello.txt"
-echo "demo: sharing $share as tag 'demo' with a 64M DAX window; booting the guest"
+echo "demo: sharing $share as tag 'demo' with a 64M DAX window; booting the guest from the" \
+  "uncompressed kernel ($(basename "$E2E_VMLINUX"))"
 set +e
-timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_VMLINUX" --initrd "$E2E_INITRD" \
   --cpus 2 --memory 512M --cmdline "console=ttyS0 reboot=k panic=-1 quiet" \
   --fs "tag=demo,dir=$share,dax-window=64M" </dev/null
 rc=$?
