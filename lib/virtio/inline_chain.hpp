@@ -49,7 +49,7 @@ template <std::size_t Count, typename Cursor>
     // One 32-bit length cannot exceed 2^32 - 1; a few cannot overflow 64 bits.
     if (Count > 1 && ((readable_bytes + writable_bytes) >> 32) != 0) return false;
     chain.finish_inline(Count, writable_bytes);
-    cursor.end(chain);
+    cursor.end(chain, Count);
     return true;
 }
 
@@ -113,13 +113,13 @@ template <std::size_t K, typename Cursor>
 
 // Fills `chain` with the list whose first descriptor is the cursor's, with `flags`: the cursor
 // gives its descriptor's buffer(), moves to the NEXT successor with next(flags) (false:
-// declined), and end(chain) records what the list's last descriptor adds (a packed buffer
-// id). Flags come with the ring's state bits cleared. Takes only the common case: at most
-// kInlineSegments descriptors, flags NEXT and WRITE alone (INDIRECT and reserved bits decline),
-// readable ones before writable ones, every buffer non-empty and in `cache`'s region (current:
-// the caller checked), at most 2^32 - 1 bytes in all. false, with `chain` in no particular
-// state, for anything else (every malformed list included): the caller's slow path then
-// decides. No queue state changes.
+// declined), and end(chain, slots) sets the chain's token from the list's last descriptor and
+// the ring slots the list takes (one per descriptor). Flags come with the ring's state bits
+// cleared. Takes only the common case: at most kInlineSegments descriptors, flags NEXT and WRITE
+// alone (INDIRECT and reserved bits decline), readable ones before writable ones, every buffer
+// non-empty and in `cache`'s region (current: the caller checked), at most 2^32 - 1 bytes in all.
+// false, with `chain` in no particular state, for anything else (every malformed list included):
+// the caller's slow path then decides. No queue state changes.
 //
 // The caller keeps a queue smaller than kInlineSegments off this path (its cache stays empty,
 // so the first descriptor declines): a list that long would revisit a slot or a descriptor.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstring>
 
 #include "virtio/inline_chain.hpp"
@@ -64,10 +65,21 @@ inline bool is_available(uint16_t flags, uint16_t avail_bits) {
     return (flags & (kAvail | kUsed)) == avail_bits;
 }
 
-// Success of push() and pop(): from a constant, the compiler loads the whole result in one
-// instruction instead of merging the flag into the unused error byte.
+// Results of push(), pop() and the interrupt decision: from a constant, the compiler loads the
+// whole result in one instruction instead of merging the flag into the unused error byte.
 constexpr std::expected<void, QueueError> kOk;
 constexpr std::expected<bool, QueueError> kPopped{true};
+constexpr std::expected<bool, QueueError> kEmpty{false};
+constexpr std::expected<bool, QueueError> kBroken{std::unexpect, QueueError::Broken};
+template <typename Result>
+constexpr Result kInterrupt{true};
+
+// A token as in_flight_ keeps it: one word, so push() checks it by one compare. It is also the
+// token's image in memory, so the fast path stores a chain's token as one word.
+static_assert(std::endian::native == std::endian::little, "token_word() is a token's image");
+[[gnu::always_inline]] inline uint32_t token_word(DescriptorChain::Token token) {
+    return uint32_t{token.id} | uint32_t{token.ring_slots} << 16;
+}
 
 QueueError from_memory_error(MemoryError error) {
     return error == MemoryError::Overflow ? QueueError::LengthOverflow
@@ -118,6 +130,9 @@ PackedQueue::PackedQueue(const GuestMemory& memory, vring_packed_desc* ring, uin
     : memory_(memory),
       ring_(ring),
       ring_end_(ring + size),
+      unwrapped_end_(ring + (size > DescriptorChain::kInlineSegments
+                                 ? size - DescriptorChain::kInlineSegments
+                                 : 0)),
       driver_event_(driver_event),
       device_event_(device_event),
       size_(size),
@@ -133,53 +148,57 @@ bool PackedQueue::available_at(uint16_t slot) const {
     return is_available(load_flags<__ATOMIC_ACQUIRE>(ring_[slot]), avail_bits_);
 }
 
-std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
-    const uint32_t slot = next_avail_;
-    // Acquire: the rest of the list is read after the first descriptor's flags, which the
-    // driver writes last. Every later read uses this value, whatever the guest writes since.
-    const uint16_t flags = load_flags<__ATOMIC_ACQUIRE>(ring_[slot]);
-    // A broken queue's avail_bits_ match no descriptor: it lands here too.
-    if (!is_available(flags, avail_bits_)) {
-        if (broken_) [[unlikely]]
-            return std::unexpected(QueueError::Broken);
-        return false;
-    }
-    List list;
-    if (!read_list_fast(slot, flags, chain, list)) [[unlikely]]
-        return pop_slow(slot, flags, chain);
-    return take_list(list);
+std::expected<bool, QueueError> PackedQueue::unavailable() const {
+    return broken_ ? kBroken : kEmpty;
 }
 
-std::expected<bool, QueueError> PackedQueue::pop_slow(uint32_t slot, uint16_t flags,
-                                                      DescriptorChain& chain) {
+std::expected<bool, QueueError> PackedQueue::pop_slow(DescriptorChain& chain) {
+    // The list afresh, from its first descriptor's flags on: nothing the fast path read
+    // counts (the guest may have rewritten the list since, a race it loses either way).
+    const uint32_t slot = next_avail_;
+    const uint16_t flags = load_flags<__ATOMIC_ACQUIRE>(ring_[slot]);
+    if (!is_available(flags, avail_bits_)) return unavailable();
     auto list = read_list(slot, flags, chain);
     if (!list) return fail(list.error());
+    // The buffer id is in the last descriptor of the list (2.8.6).
+    if (!id_free(list->id)) return fail<std::expected<bool, QueueError>>(QueueError::BadBufferId);
+    if (!fits(list->slots)) return fail<std::expected<bool, QueueError>>(QueueError::ChainTooLong);
     chain.set_token({list->id, static_cast<uint16_t>(list->slots)});
-    return take_list(*list);
+    take_list(*list);
+    return kPopped;
 }
 
-[[gnu::always_inline]] inline std::expected<bool, QueueError> PackedQueue::take_list(List list) {
-    // The buffer id is in the last descriptor of the list (2.8.6). One load refuses an id
-    // beyond the ring too.
-    const uint16_t id = list.id;
-    const uint32_t slots = list.slots;
-    if (in_flight_[id] != kFree) [[unlikely]]
-        return fail<std::expected<bool, QueueError>>(QueueError::BadBufferId);
-    // A driver reuses ring slots only once they are used: more in flight means it overran us.
+[[gnu::always_inline]] inline bool PackedQueue::id_free(uint16_t id) const {
+    return in_flight_[id] == kFree;
+}
+
+[[gnu::always_inline]] inline bool PackedQueue::fits(uint32_t slots) const {
+    return in_flight_slots_ + slots <= size_;
+}
+
+[[gnu::always_inline]] inline void PackedQueue::take_list(List list) {
     const uint32_t size = size_;
-    const uint32_t in_flight_slots = in_flight_slots_ + slots;
-    if (in_flight_slots > size) [[unlikely]]
-        return fail<std::expected<bool, QueueError>>(QueueError::ChainTooLong);
-    in_flight_slots_ = in_flight_slots;
-    in_flight_[id] = static_cast<uint16_t>(slots);
+    in_flight_slots_ += list.slots;
+    in_flight_[list.id] = token_word({list.id, static_cast<uint16_t>(list.slots)});
     // From memory: one value fewer in a register through the list's walk.
-    uint32_t next = next_avail_ + slots;
+    uint32_t next = next_avail_ + list.slots;
     if (next >= size) {
         next -= size;
         avail_bits_ ^= kAvail | kUsed;
     }
     next_avail_ = static_cast<uint16_t>(next);
-    return kPopped;
+}
+
+template <bool kMayWrap>
+[[gnu::always_inline]] inline bool PackedQueue::pop_fast(const vring_packed_desc* first,
+                                                         uint16_t flags, DescriptorChain& chain) {
+    List list;
+    if (!read_list_fast<kMayWrap>(first, flags, chain, list) || !id_free(list.id) ||
+        !fits(list.slots)) [[unlikely]] {
+        return false;
+    }
+    take_list(list);
+    return true;
 }
 
 template <typename Result>
@@ -193,37 +212,72 @@ Result PackedQueue::fail(QueueError error) {
     return std::unexpected(error);
 }
 
-[[gnu::always_inline]] inline bool PackedQueue::read_list_fast(uint32_t slot, uint16_t flags,
+// fill_inline_chain()'s view of the ring. The queue's fields stay in memory (one operand each),
+// the descriptor pointer in a register. `kMayWrap`: whether the list may reach the ring's end.
+template <bool kMayWrap>
+struct PackedQueue::RingCursor {
+    const PackedQueue* queue;
+    const vring_packed_desc* at;
+    uint32_t* token;
+
+    [[gnu::always_inline]] InlineBuffer buffer() const {
+        return {le64toh(load_relaxed(at->addr)), le32toh(load_relaxed(at->len))};
+    }
+    [[gnu::always_inline]] bool next(uint16_t& flags) {
+        ++at;
+        if constexpr (kMayWrap) {
+            if (at == queue->ring_end_) [[unlikely]]
+                at = queue->ring_;
+        }
+        flags = load_flags<__ATOMIC_RELAXED>(*at) & ~(kAvail | kUsed);
+        return true;
+    }
+    // The buffer id only counts in the last descriptor (2.8.6): loaded there alone. The
+    // token goes to the chain in one store, and to the caller in a register.
+    [[gnu::always_inline]] void end(DescriptorChain& chain, uint16_t slots) const {
+        *token = token_word({le16toh(load_relaxed(at->id)), slots});
+        chain.set_token(std::bit_cast<DescriptorChain::Token>(*token));
+    }
+};
+
+template <bool kMayWrap>
+[[gnu::always_inline]] inline bool PackedQueue::read_list_fast(const vring_packed_desc* first,
+                                                               uint16_t flags,
                                                                DescriptorChain& chain, List& list) {
     // One generation check for the whole list: the list is translated as of one moment.
     if (!memory_.is_current(region_cache_)) [[unlikely]]
         return false;
-    // AVAIL and USED matter in the first descriptor only (pop() checked them). The queue's
-    // fields stay in memory (one operand each), the descriptor pointer in a register.
-    struct Cursor {
-        const PackedQueue* queue;
-        const vring_packed_desc* at;
-
-        [[gnu::always_inline]] InlineBuffer buffer() const {
-            return {le64toh(load_relaxed(at->addr)), le32toh(load_relaxed(at->len))};
-        }
-        [[gnu::always_inline]] bool next(uint16_t& flags) {
-            if (++at == queue->ring_end_) [[unlikely]]
-                at = queue->ring_;
-            flags = load_flags<__ATOMIC_RELAXED>(*at) & ~(kAvail | kUsed);
-            return true;
-        }
-        // The buffer id only counts in the last descriptor (2.8.6): loaded there alone.
-        [[gnu::always_inline]] void end(DescriptorChain& chain) const {
-            chain.set_token_id(le16toh(load_relaxed(at->id)));
-        }
-    };
-    if (!fill_inline_chain(chain, region_cache_, Cursor{this, &ring_[slot]},
+    // AVAIL and USED matter in the first descriptor only (pop() checked them).
+    uint32_t token;
+    if (!fill_inline_chain(chain, region_cache_, RingCursor<kMayWrap>{this, first, &token},
                            static_cast<uint16_t>(flags & ~(kAvail | kUsed)))) {
         return false;
     }
-    list = {chain.token().id, chain.token().ring_slots};
+    list = {static_cast<uint16_t>(token), token >> 16};
     return true;
+}
+
+std::expected<bool, QueueError> PackedQueue::pop(DescriptorChain& chain) {
+    const vring_packed_desc* const first = &ring_[next_avail_];
+    // Acquire: the rest of the list is read after the first descriptor's flags, which the
+    // driver writes last. Every later read uses this value, whatever the guest writes since.
+    const uint16_t flags = load_flags<__ATOMIC_ACQUIRE>(*first);
+    // A broken queue's avail_bits_ match no descriptor: it lands here too.
+    if (!is_available(flags, avail_bits_)) return unavailable();
+    if (first >= unwrapped_end_) [[unlikely]]
+        return pop_near_end(first, flags, chain);
+    // Each return a tail call or a constant (a wrapper's result would be copied, not passed
+    // on), and every mistake left to pop_slow(): pop() itself calls nothing.
+    if (!pop_fast<false>(first, flags, chain)) [[unlikely]]
+        return pop_slow(chain);
+    return kPopped;
+}
+
+std::expected<bool, QueueError> PackedQueue::pop_near_end(const vring_packed_desc* first,
+                                                          uint16_t flags, DescriptorChain& chain) {
+    if (!pop_fast<true>(first, flags, chain)) [[unlikely]]
+        return pop_slow(chain);
+    return kPopped;
 }
 
 std::expected<PackedQueue::List, QueueError> PackedQueue::read_list(uint32_t slot, uint16_t flags,
@@ -294,66 +348,85 @@ std::expected<void, QueueError> PackedQueue::add_segment(DescriptorChain& chain,
     return chain.add(*span, writable);
 }
 
-[[gnu::always_inline]] inline uint32_t PackedQueue::push_used(const DescriptorChain& chain,
-                                                              uint32_t written) {
-    const DescriptorChain::Token token = chain.token();
-    const uint32_t slots = token.ring_slots;
-    uint16_t& state = in_flight_[token.id];
-    // In-flight entries hold 1..size: an id beyond the ring (0), a free id (kFree) and every
-    // chain of a broken queue (nothing in flight) fail the first compare; a token whose slot
-    // count no list can have (0, or kFree itself) fails the second.
-    if (state != slots || slots - 1 >= kMaxQueueSize) [[unlikely]]
-        return 0;
-    if (written > chain.writable_bytes()) written = static_cast<uint32_t>(chain.writable_bytes());
+[[gnu::always_inline]] inline bool PackedQueue::push_used(const DescriptorChain& chain,
+                                                          uint32_t written, uint32_t& slots) {
+    // The token in one load; id and slot count come out of it.
+    const uint32_t token = token_word(chain.token());
+    const uint16_t id = static_cast<uint16_t>(token);
+    uint32_t& state = in_flight_[id];
+    // Only a chain in flight, with the slot count it was popped with, matches its entry (see
+    // kFree): every chain of a broken queue (nothing in flight) fails too.
+    if (state != token) [[unlikely]]
+        return false;
+    slots = token >> 16;
+    // pop() keeps a chain's bytes under 2^32 in all: its writable bytes fit 32 bits.
+    written = std::min(written, static_cast<uint32_t>(chain.writable_bytes()));
     // One used element for the whole list, at next_used: id and len first, flags last with
     // release. AVAIL and USED both equal our wrap counter; WRITE says len means something.
-    vring_packed_desc& used = ring_[next_used_];
-    std::atomic_ref(used.id).store(htole16(token.id), std::memory_order_relaxed);
+    // Position and wrap bits in locals: the guest ring stores could alias the members.
+    const uint32_t at = next_used_;
+    const uint16_t used_bits = used_bits_;
+    vring_packed_desc& used = ring_[at];
+    std::atomic_ref(used.id).store(htole16(id), std::memory_order_relaxed);
     std::atomic_ref(used.len).store(htole32(written), std::memory_order_relaxed);
-    const uint16_t flags = used_bits_ | (written ? VRING_DESC_F_WRITE : 0);
+    const uint16_t flags = written ? used_bits | VRING_DESC_F_WRITE : used_bits;
     std::atomic_ref(used.flags).store(htole16(flags), std::memory_order_release);
 
     state = kFree;
     in_flight_slots_ -= slots;
     // Skip the rest of the slots the list took (2.8.6).
-    uint32_t next = next_used_ + slots;
-    if (next >= size_) {
-        next -= size_;
-        used_bits_ ^= kAvail | kUsed;
+    const uint32_t size = size_;
+    uint32_t next = at + slots;
+    if (next >= size) {
+        next -= size;
+        used_bits_ = used_bits ^ (kAvail | kUsed);
     }
     next_used_ = static_cast<uint16_t>(next);
-    return slots;
+    return true;
 }
 
-[[gnu::always_inline]] inline bool PackedQueue::decide_interrupt(uint64_t advanced) {
+template <typename Result>
+[[gnu::always_inline]] inline Result PackedQueue::decide_interrupt(uint32_t pushed) {
     // Our used flags must be visible before we read what the driver asks for (it re-checks the
     // ring after writing the area; one of us sees the other).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // One 32-bit load: off_wrap and flags from the same moment.
     const uint32_t word = le32toh(std::atomic_ref(*driver_event_).load(std::memory_order_relaxed));
     const uint16_t off_wrap = word & 0xffff;
-    const uint16_t flags = (word >> 16) & 0x3;  // the other 14 bits are reserved
-    if (flags == VRING_PACKED_EVENT_FLAG_DISABLE) return false;
-    // DESC means something only with EVENT_IDX; ENABLE and the reserved value 3 mean "always".
-    if (flags != VRING_PACKED_EVENT_FLAG_DESC || !event_idx_) return true;
+    // The flags are the low 2 bits of the upper half (the other 14 bits are reserved).
+    // The count of used slots starts afresh in every case, read only where it counts.
+    // ENABLE (0), every driver's state at the start, first: one test.
+    static_assert(VRING_PACKED_EVENT_FLAG_ENABLE == 0);
+    if ((word & uint32_t{0x3} << 16) == 0) {
+        used_since_signal_ = 0;
+        return kInterrupt<Result>;
+    }
+    const uint32_t flags = (word >> 16) & 0x3;
+    // DESC means something only with EVENT_IDX; the reserved value 3 means "always".
+    if (flags != VRING_PACKED_EVENT_FLAG_DESC || !event_idx_) {
+        used_since_signal_ = 0;
+        return Result(flags != VRING_PACKED_EVENT_FLAG_DISABLE);
+    }
+    const uint64_t advanced = used_since_signal_ + pushed;
+    used_since_signal_ = 0;
 
     // The driver wants an interrupt once the descriptor at (offset, wrap) has been used: when
     // the used slots since the last decision cover it. Slots are numbered over two laps
     // (2 * size positions); a wrap counter of 1 marks the first lap.
     const uint32_t offset = off_wrap & ~kWrapBit;
-    if (offset >= size_) return false;  // no such descriptor: it is never used
+    if (offset >= size_) return Result(false);  // no such descriptor: it is never used
     const uint32_t lap = 2u * size_;
-    if (advanced >= lap) return true;  // every position was passed
+    if (advanced >= lap) return Result(true);  // every position was passed
     const uint32_t event = offset + ((off_wrap & kWrapBit) ? 0 : size_);
     const uint32_t now = next_used_ + (used_bits_ ? 0 : size_);
     const uint32_t behind = now >= event ? now - event : now + lap - event;
     // 0 < behind <= advanced (behind 0 wraps to the largest value).
-    return behind - 1 < advanced;
+    return Result(behind - 1 < advanced);
 }
 
 std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, uint32_t written) {
-    const uint32_t slots = push_used(chain, written);
-    if (slots == 0) [[unlikely]]
+    uint32_t slots;
+    if (!push_used(chain, written, slots)) [[unlikely]]
         return refuse_push<std::expected<void, QueueError>>();
     used_since_signal_ += slots;
     return kOk;
@@ -361,12 +434,10 @@ std::expected<void, QueueError> PackedQueue::push(const DescriptorChain& chain, 
 
 std::expected<bool, QueueError> PackedQueue::push_and_needs_interrupt(const DescriptorChain& chain,
                                                                       uint32_t written) {
-    const uint32_t slots = push_used(chain, written);
-    if (slots == 0) [[unlikely]]
+    uint32_t slots;
+    if (!push_used(chain, written, slots)) [[unlikely]]
         return refuse_push<std::expected<bool, QueueError>>();
-    const uint64_t advanced = used_since_signal_ + slots;
-    used_since_signal_ = 0;
-    return decide_interrupt(advanced);
+    return decide_interrupt<std::expected<bool, QueueError>>(slots);
 }
 
 template <typename Result>
@@ -377,10 +448,8 @@ Result PackedQueue::refuse_push() {
 
 bool PackedQueue::needs_interrupt() {
     // A broken queue pushes nothing (fail() zeroed the count): no broken_ test needed.
-    const uint64_t advanced = used_since_signal_;
-    if (advanced == 0) return false;
-    used_since_signal_ = 0;
-    return decide_interrupt(advanced);
+    if (used_since_signal_ == 0) return false;
+    return decide_interrupt<bool>(0);
 }
 
 void PackedQueue::write_device_event(uint16_t flags, uint16_t off_wrap) {

@@ -161,7 +161,10 @@ std::expected<bool, QueueError> SplitQueue::refuse_head(uint16_t head) {
             flags = this->flags();
             return true;
         }
-        void end(DescriptorChain&) const {}  // the head is the token's id, set by pop()
+        // The head is the token's id, set by pop().
+        [[gnu::always_inline]] void end(DescriptorChain& chain, uint16_t slots) const {
+            chain.set_token_slots(slots);
+        }
     };
     const Cursor cursor{this, &desc_table()[head]};
     return fill_inline_chain(chain, region_cache_, cursor, cursor.flags());

@@ -450,7 +450,7 @@ void random_traffic(uint16_t size, uint64_t features, int steps, uint32_t seed,
 }  // namespace
 
 TEST_CASE("packed: wrap counters flip many times, for sizes that are powers of two or not") {
-    for (uint16_t size : {1, 2, 3, 5, 7, 16, 100, 256}) {
+    for (uint16_t size : {1, 2, 3, 5, 7, 8, 9, 16, 100, 256}) {
         for (uint64_t features : {uint64_t{0}, kIndirect}) {
             INFO("size " << size << " features " << features);
             int wraps = 0;

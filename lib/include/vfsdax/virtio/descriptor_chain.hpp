@@ -53,13 +53,14 @@ public:
     }
     void set_token(Token token) { token_ = token; }
     void set_token_id(uint16_t id) { token_.id = id; }
+    void set_token_slots(uint16_t ring_slots) { token_.ring_slots = ring_slots; }
     // Segments added since clear().
     std::size_t size() const { return count_; }
     // A queue's fast path builds a short chain of direct descriptors in place: it stores
     // segments 0..count-1 in inline_segments() (count <= kInlineSegments; readable ones first,
     // as add() enforces), says where the readable ones end with set_inline_readable(), then
-    // sets the rest with finish_inline() and set_token_id(). Such a chain takes one ring slot
-    // per descriptor, on either layout.
+    // sets the rest with finish_inline() and the token. Such a chain takes one ring slot per
+    // descriptor, on either layout.
     Segment* inline_segments() { return inline_; }
     void set_inline_readable(std::size_t readable_count, uint64_t readable_bytes) {
         readable_count_ = readable_count;
@@ -67,7 +68,6 @@ public:
     }
     void finish_inline(uint16_t count, uint64_t writable_bytes) {
         count_ = count;
-        token_.ring_slots = count;
         writable_bytes_ = writable_bytes;
     }
     std::expected<void, QueueError> add(Segment segment, bool device_writable) {
