@@ -47,17 +47,23 @@ kernel_vmlinux() {
   vmlinuz="$(kernel_image "$root")"
   vmlinux="$root/boot/vmlinux-${vmlinuz##*/vmlinuz-}"
   if [ ! -f "$vmlinux" ]; then
-    need_tools od xz
+    need_tools od dd xz
     read -r setup_sects < <(od -An -tu1 -j $((0x1f1)) -N1 "$vmlinuz")
     read -r offset length < <(od -An -tu4 -j $((0x248)) -N8 "$vmlinuz")
     [ "$setup_sects" -ne 0 ] || setup_sects=4
     offset=$(((setup_sects + 1) * 512 + offset))
     [ "$(od -An -tx1 -j "$offset" -N6 "$vmlinuz" | tr -d ' ')" = fd377a585a00 ] ||
       die "$vmlinuz: its payload is not xz-compressed (only xz is handled here)"
-    # Several cases may extract at once: each writes its own file, the rename is atomic.
+    # Several cases may extract at once: each writes its own files, the rename is atomic. No
+    # pipe: xz stops reading at the stream's end (the payload has a size trailer after it), and
+    # under pipefail the writer's SIGPIPE would fail the extraction.
     tmp="$(mktemp "$vmlinux.XXXXXX")"
-    tail -c +$((offset + 1)) "$vmlinuz" | head -c "$length" | xz -dc --single-stream >"$tmp" ||
-      die "$vmlinuz: xz could not decompress its payload"
+    if ! dd if="$vmlinuz" of="$tmp.xz" bs=1M iflag=skip_bytes,count_bytes skip="$offset" \
+      count="$length" status=none || ! xz -dc --single-stream <"$tmp.xz" >"$tmp"; then
+      rm -f "$tmp" "$tmp.xz"
+      die "$vmlinuz: its payload could not be read or decompressed with xz"
+    fi
+    rm -f "$tmp.xz"
     mv "$tmp" "$vmlinux"
   fi
   echo "$vmlinux"
