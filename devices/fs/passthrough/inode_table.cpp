@@ -12,7 +12,7 @@ namespace vfsdax::fs::passthrough {
 
 std::expected<struct statx, int> statx_fd(int fd) {
     struct statx sx {};
-    if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_MNT_ID,
+    if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID,
                 &sx) != 0) {
         return std::unexpected(errno);
     }
@@ -59,17 +59,16 @@ std::expected<std::shared_ptr<const Inode>, int> InodeTable::get(uint64_t nodeid
     return it->second.inode;
 }
 
-std::expected<std::shared_ptr<const Inode>, int> InodeTable::add_lookup(UniqueFd fd) {
-    auto sx = statx_fd(fd.get());
-    if (!sx) return std::unexpected(sx.error());
-    const InodeKey key = key_of(*sx);
+std::expected<std::shared_ptr<const Inode>, int> InodeTable::add_lookup(UniqueFd fd,
+                                                                        const struct statx& sx) {
+    const InodeKey key = key_of(sx);
     std::lock_guard lock(mutex_);
     if (auto it = by_key_.find(key); it != by_key_.end()) {
         Slot& slot = by_id_.at(it->second);
         ++slot.lookups;
         return slot.inode;
     }
-    auto inode = make_inode(std::move(fd), *sx);
+    auto inode = make_inode(std::move(fd), sx);
     if (!inode) return std::unexpected(inode.error());
     by_key_[key] = (*inode)->nodeid;
     by_id_[(*inode)->nodeid] = Slot{*inode, 1};

@@ -62,10 +62,11 @@ public:
     // ENOENT for an id the table does not hold (never handed out, or forgotten).
     std::expected<std::shared_ptr<const Inode>, int> get(uint64_t nodeid) const;
 
-    // Takes `fd` (an O_PATH fd just opened on a host inode) and returns the table's inode for
-    // it, adding one lookup. The fd is closed if the inode was already known or is stored as
-    // a handle.
-    std::expected<std::shared_ptr<const Inode>, int> add_lookup(UniqueFd fd);
+    // Takes `fd` (an O_PATH fd just opened on a host inode) and `sx`, its statx_fd, and returns
+    // the table's inode for it, adding one lookup. The fd is closed if the inode was already
+    // known or is stored as a handle.
+    std::expected<std::shared_ptr<const Inode>, int> add_lookup(UniqueFd fd,
+                                                                const struct statx& sx);
     // One more lookup of an inode the caller already holds ("." of a directory).
     void add_lookup(const Inode& inode);
     void forget(uint64_t nodeid, uint64_t count);
@@ -109,7 +110,8 @@ private:
 // "/proc/self/fd/N": for the calls that take only a path (chmod, the xattr family).
 std::string proc_path(int fd);
 
-// statx of an fd itself (AT_EMPTY_PATH), with the mount id when the kernel reports one.
+// statx of an fd itself (AT_EMPTY_PATH): the basic stats, and the mount id when the kernel
+// reports one.
 std::expected<struct statx, int> statx_fd(int fd);
 InodeKey key_of(const struct statx& sx);
 

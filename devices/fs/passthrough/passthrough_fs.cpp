@@ -5,6 +5,7 @@
 #include <linux/openat2.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,6 +50,32 @@ Result<PassthroughFs::InodePtr> PassthroughFs::inode(NodeId node) const {
     return inodes_->get(node);
 }
 
+namespace {
+timespec time_of(const statx_timestamp& t) {
+    return timespec{t.tv_sec, t.tv_nsec};
+}
+
+// What fstatat would have said of the same inode.
+Attr attr_of(const struct statx& sx) {
+    Attr attr;
+    struct stat& st = attr.st;
+    st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st.st_ino = sx.stx_ino;
+    st.st_mode = sx.stx_mode;
+    st.st_nlink = sx.stx_nlink;
+    st.st_uid = sx.stx_uid;
+    st.st_gid = sx.stx_gid;
+    st.st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st.st_size = static_cast<off_t>(sx.stx_size);
+    st.st_blksize = sx.stx_blksize;
+    st.st_blocks = static_cast<blkcnt_t>(sx.stx_blocks);
+    st.st_atim = time_of(sx.stx_atime);
+    st.st_mtim = time_of(sx.stx_mtime);
+    st.st_ctim = time_of(sx.stx_ctime);
+    return attr;
+}
+}  // namespace
+
 Result<Attr> PassthroughFs::stat_inode(const Inode& inode) const {
     auto fd = inodes_->path_fd(inode);
     if (!fd) return std::unexpected(fd.error());
@@ -60,9 +87,13 @@ Result<Attr> PassthroughFs::stat_inode(const Inode& inode) const {
 }
 
 Result<Entry> PassthroughFs::entry_for(UniqueFd fd, InodePtr* out) {
-    auto inode = inodes_->add_lookup(std::move(fd));
+    // One statx gives the inode's key and, on every local file system, its attributes too.
+    auto sx = statx_fd(fd.get());
+    if (!sx) return std::unexpected(sx.error());
+    auto inode = inodes_->add_lookup(std::move(fd), *sx);
     if (!inode) return std::unexpected(inode.error());
-    auto attr = stat_inode(**inode);
+    auto attr = (sx->stx_mask & STATX_BASIC_STATS) == STATX_BASIC_STATS ? Result<Attr>(attr_of(*sx))
+                                                                        : stat_inode(**inode);
     if (!attr) {
         inodes_->forget((*inode)->nodeid, 1);
         return std::unexpected(attr.error());

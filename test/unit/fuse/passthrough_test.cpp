@@ -152,6 +152,42 @@ TEST_CASE("passthrough: lookup reports the host inode and honours lookup counts"
     CHECK(f.fs->getattr(f.ctx, FUSE_ROOT_ID, std::nullopt).has_value());
 }
 
+TEST_CASE("passthrough: a lookup's attributes are the host's lstat, field by field", "[fuse]") {
+    Fixture f;
+    write_file(f.dir / "file", std::string(5000, 'x'));
+    // Nanoseconds, so a conversion that dropped them would show.
+    const timespec times[2] = {{1000, 123456789}, {2000, 987654321}};
+    REQUIRE(::utimensat(AT_FDCWD, (f.dir / "file").c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+    REQUIRE(::link((f.dir / "file").c_str(), (f.dir / "hardlink").c_str()) == 0);
+    REQUIRE(::symlink("file", (f.dir / "symlink").c_str()) == 0);
+    REQUIRE(::mkfifo((f.dir / "fifo").c_str(), 0640) == 0);
+    REQUIRE(::mkdir((f.dir / "dir").c_str(), 0750) == 0);
+
+    for (const char* name : {"file", "symlink", "fifo", "dir"}) {
+        INFO(name);
+        const struct stat host = host_lstat(f.dir / name);
+        const struct stat got = f.lookup(name).attr.st;
+        CHECK(got.st_dev == host.st_dev);
+        CHECK(got.st_ino == host.st_ino);
+        CHECK(got.st_mode == host.st_mode);
+        CHECK(got.st_nlink == host.st_nlink);
+        CHECK(got.st_uid == host.st_uid);
+        CHECK(got.st_gid == host.st_gid);
+        CHECK(got.st_rdev == host.st_rdev);
+        CHECK(got.st_size == host.st_size);
+        CHECK(got.st_blksize == host.st_blksize);
+        CHECK(got.st_blocks == host.st_blocks);
+        const auto same = [](timespec a, timespec b) {
+            return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+        };
+        CHECK(same(got.st_atim, host.st_atim));
+        CHECK(same(got.st_mtim, host.st_mtim));
+        CHECK(same(got.st_ctim, host.st_ctim));
+    }
+    CHECK(f.lookup("file").attr.st.st_nlink == 2);
+    CHECK(f.lookup("file").attr.st.st_mtim.tv_nsec == 987654321);
+}
+
 TEST_CASE("passthrough: '.' and '..' resolve inside the root", "[fuse]") {
     Fixture f;
     REQUIRE(::mkdir((f.dir / "sub").c_str(), 0755) == 0);
