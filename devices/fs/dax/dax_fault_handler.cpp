@@ -1,4 +1,4 @@
-// DAX fault handler: the SIGBUS handler and the lock-free list of windows it may repair.
+// DAX fault handler: the SIGBUS/SIGSEGV handler and the lock-free list of windows it may repair.
 #include "vfsdax/fs/dax_fault_handler.hpp"
 
 #include <signal.h>
@@ -17,9 +17,11 @@ namespace {
 
 // Read by the handler without locks; written by DaxMapper creation and destruction.
 std::array<std::atomic<DaxMapper*>, kMaxFaultWindows> g_windows{};
-struct sigaction g_previous {};
+// What each signal did before: where a fault outside every window goes.
+struct sigaction g_previous_sigbus {};
+struct sigaction g_previous_sigsegv {};
 
-void on_sigbus(int signal, siginfo_t* info, void* context) {
+void on_window_fault(int signal, siginfo_t* info, void* context) {
     const int saved_errno = errno;
     for (auto& slot : g_windows) {
         DaxMapper* mapper = slot.load(std::memory_order_acquire);
@@ -29,13 +31,14 @@ void on_sigbus(int signal, siginfo_t* info, void* context) {
         }
     }
     errno = saved_errno;
-    if (g_previous.sa_flags & SA_SIGINFO) {
-        g_previous.sa_sigaction(signal, info, context);
-    } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
-        g_previous.sa_handler(signal);
+    const struct sigaction& previous = signal == SIGBUS ? g_previous_sigbus : g_previous_sigsegv;
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(signal, info, context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(signal);
     } else {
-        // Returning re-runs the access, which now raises SIGBUS with its default action.
-        ::signal(SIGBUS, SIG_DFL);
+        // Returning re-runs the access, which now raises the signal with its default action.
+        ::signal(signal, SIG_DFL);
     }
 }
 
@@ -62,10 +65,15 @@ std::expected<void, int> install_dax_fault_handler() {
     std::lock_guard lock(mutex);
     if (installed) return {};
     struct sigaction action {};
-    action.sa_sigaction = on_sigbus;
+    action.sa_sigaction = on_window_fault;
     action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
-    if (::sigaction(SIGBUS, &action, &g_previous) != 0) return std::unexpected(errno);
+    if (::sigaction(SIGBUS, &action, &g_previous_sigbus) != 0) return std::unexpected(errno);
+    if (::sigaction(SIGSEGV, &action, &g_previous_sigsegv) != 0) {
+        const int error = errno;
+        ::sigaction(SIGBUS, &g_previous_sigbus, nullptr);
+        return std::unexpected(error);
+    }
     installed = true;
     return {};
 }

@@ -1,5 +1,6 @@
-// DAX fault handler: a device-side access past a truncated file's end in the window reads
-// zeros instead of killing the process; a SIGBUS anywhere else still kills it.
+// DAX fault handler: a device-side access past a truncated file's end in the window, or a
+// store into a range mapped read-only, lands on zeros instead of killing the process; a SIGBUS
+// or SIGSEGV anywhere else still kills it.
 #include "vfsdax/fs/dax_fault_handler.hpp"
 
 #include <sys/mman.h>
@@ -50,6 +51,49 @@ TEST_CASE("device copies from and to a truncated window page see zeros, once per
     // The pages still inside the file are the file's.
     CHECK(matches_file(window, 0, P));
     CHECK(mapper->stats().mappings_live == 1);
+}
+
+TEST_CASE("a device store into a read-only window range lands on zeros, never in the file") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    TempFile file(4);
+    auto mapper = make_mapper();
+    const FileExtent extent{file.fd(), 0, 4 * P};
+    REQUIRE(mapper->map(0, {&extent, 1}, false, 1));
+    std::byte* window = mapper->window();
+    REQUIRE_FALSE(kernel_can_write(window + P));
+
+    // Loads are the file's and cost nothing.
+    CHECK(matches_file(window, 0, 4 * P));
+    CHECK(mapper->stats().faulted_pages == 0);
+    // What a ChainWriter does with a reply (or a push with a used ring) placed there.
+    std::memset(window + P + 8, 0x42, 16);
+    CHECK(static_cast<unsigned char>(window[P + 8 + 15]) == 0x42);
+    CHECK(all_zero(window + P, 8));
+    CHECK(mapper->stats().faulted_pages == 1);
+    // Only that page left the file; the file itself is untouched.
+    CHECK(matches_file(window, 0, P));
+    CHECK(matches_file(window + 2 * P, 2 * P, 2 * P));
+    std::vector<std::byte> on_disk(4 * P);
+    REQUIRE(pread(file.fd(), on_disk.data(), on_disk.size(), 0) == static_cast<ssize_t>(4 * P));
+    CHECK(matches_file(on_disk.data(), 0, 4 * P));
+}
+
+TEST_CASE("a SIGSEGV outside every window still ends the process") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    auto mapper = make_mapper();  // a watched window elsewhere must not swallow the fault
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        void* at = mmap(nullptr, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (at == MAP_FAILED) _exit(2);
+        *static_cast<volatile char*>(at) = 1;
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    // Killed by SIGSEGV, or (under ASan, whose handler we chain to) reported and exited.
+    CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGSEGV);
 }
 
 TEST_CASE("a SIGBUS outside every window still ends the process") {

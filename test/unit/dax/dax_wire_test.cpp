@@ -16,6 +16,7 @@
 #include "dax_fixtures.hpp"
 #include "fuse/fuse_client.hpp"
 #include "fuse/temp_dir.hpp"
+#include "vfsdax/fs/dax_fault_handler.hpp"
 #include "vfsdax/fs/dax_mapper.hpp"
 #include "vfsdax/fs/fs_device.hpp"
 #include "vfsdax/fs/passthrough.hpp"
@@ -491,6 +492,45 @@ TEST_CASE("READ and WRITE whose data buffers lie inside the window", "[dax]") {
                   .size == kLength);
         CHECK(read_file(guest.dir / "out", 0, kLength) == pattern_bytes(0, kLength));
     }
+    CHECK(guest.interrupt.resets == 0);
+}
+
+TEST_CASE("a reply placed in a read-only window range: answered there, never written to the file",
+          "[dax]") {
+    REQUIRE(fs::install_dax_fault_handler());
+    DaxGuest guest;
+    const auto kLength = static_cast<uint32_t>(2 * P);
+    write_file(guest.dir / "src", kLength);
+    write_file(guest.dir / "ro", kRange);
+    guest.init();
+    const auto src = guest.lookup("src");
+    const auto ro = guest.lookup("ro");
+    const uint64_t src_fh = guest.open(src.nodeid, O_RDONLY);
+    REQUIRE(guest.setup_mapping(ro.nodeid, 0, 0, false) == 0);
+    // A hostile guest puts a READ's reply header and its data buffer in that mapping.
+    const DriverBuffer header{GuestAddress(kWindowBase), sizeof(fuse_out_header)};
+    const DriverBuffer data{GuestAddress(kWindowBase + P), kLength};
+    fuse_read_in rd{};
+    rd.fh = src_fh;
+    rd.size = kLength;
+    const Bytes request = fuse_request(FUSE_READ, 77, src.nodeid, {bytes_of(rd)});
+    const DriverBuffer req = guest.driver().alloc_buffer(static_cast<uint32_t>(request.size()));
+    std::memcpy(guest.memory().raw(req.addr, request.size()), request.data(), request.size());
+    const DriverBuffer readable[] = {req};
+    const DriverBuffer writable[] = {header, data};
+    const uint32_t written = guest.call_raw(readable, writable);
+
+    // The header went to a zero page put in place of the file's; the data could not be
+    // stored (the kernel reports EFAULT into a read-only page), so the reply is that error.
+    fuse_out_header out{};
+    std::memcpy(&out, guest.window(), sizeof(out));
+    CHECK(written == sizeof(fuse_out_header));
+    CHECK(out.unique == 77);
+    CHECK(out.error == -EFAULT);
+    CHECK(guest.mapper().stats().faulted_pages == 1);
+    CHECK(read_file(guest.dir / "ro", 0, kRange) == pattern_bytes(0, kRange));
+    // The device goes on.
+    CHECK(guest.call(FUSE_GETATTR, src.nodeid, {bytes_of(fuse_getattr_in{})}).error() == 0);
     CHECK(guest.interrupt.resets == 0);
 }
 

@@ -1,17 +1,19 @@
-// DAX fault handler: device-side loads and stores that hit a truncated window page become zeros.
+// DAX fault handler: device-side loads and stores that fault in the window become zeros.
 #pragma once
 
 #include <expected>
 
 namespace vfsdax::fs {
 
-// The device copies guest buffers with plain loads and stores. A guest may place a buffer in
-// the DAX window over a file the host has since shrunk: touching the page past the new end
-// raises SIGBUS in the VMM (KVM's own accesses get EFAULT instead, see
-// DaxMapper::repair_truncated). Once installed, a SIGBUS whose address lies in a live
-// DaxMapper's window turns that one page into anonymous zeros and the access goes on;
-// DaxStats::faulted_pages counts them. Any other SIGBUS goes to the handler installed before
-// (or kills the process as by default), so real bugs still show.
+// The device copies guest buffers, and reads and writes rings, with plain loads and stores. A
+// guest may place them in the DAX window where such an access faults: over a file the host has
+// since shrunk (a load or store past the new end raises SIGBUS in the VMM; KVM's own accesses
+// get EFAULT instead, see DaxMapper::repair_truncated), or, for a store, in a range the guest
+// mapped read-only (SIGSEGV; only a broken or hostile guest asks the device to write there).
+// Once installed, a SIGBUS or SIGSEGV whose address lies in a live DaxMapper's window turns
+// that one page into anonymous zeros and the access goes on; the file is never written through
+// a read-only mapping. DaxStats::faulted_pages counts these pages. Any other SIGBUS or SIGSEGV goes to the handler installed before (or
+// kills the process as by default), so real bugs still show.
 //
 // Process-wide and once, before the VMM starts threads; installing again is harmless. Every
 // DaxMapper is covered from create() to its destruction. A guest remapping a range while the
