@@ -25,10 +25,14 @@
 namespace vfsdax::vmm {
 namespace {
 
-void write_all(int fd, std::span<const std::byte> data) {
+// A write blocked on a reader that stopped reading ends at the kick of a stopping machine.
+void write_all(int fd, std::span<const std::byte> data, const std::atomic<bool>& stopping) {
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR) {
+            if (stopping.load()) return;
+            continue;
+        }
         if (n <= 0) return;  // a closed console loses output; the guest goes on
         data = data.subspan(static_cast<std::size_t>(n));
     }
@@ -36,7 +40,11 @@ void write_all(int fd, std::span<const std::byte> data) {
 
 void ignore_signal(int) {}
 
-constexpr time_t kHaltCheckSeconds = 1;
+// How often every vCPU is asked whether the guest halted for good (one exit each): the delay
+// between a guest's poweroff and the VMM's exit.
+constexpr long kHaltCheckNanoseconds = 250'000'000;
+// How often the DAX windows are scanned for pages the host truncated under a mapping.
+constexpr auto kBrokenMemoryScanPeriod = std::chrono::seconds(1);
 
 // The console terminal, restored when the machine goes.
 struct TerminalState {
@@ -106,7 +114,9 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
             if (auto r = self->vm_.irq_line(layout::kCom1Irq, level); !r)
                 self->request_stop(1, "serial: " + r.error());
         },
-        [out = options.console_out](std::span<const std::byte> bytes) { write_all(out, bytes); });
+        [self, out = options.console_out](std::span<const std::byte> bytes) {
+            write_all(out, bytes, self->stopping_);
+        });
     m->pci_ = std::make_shared<PciHostBridge>([self](uint32_t gsi, bool asserted) {
         if (auto r = self->vm_.irq_line(gsi, asserted); !r)
             self->request_stop(1, "PCI INTx: " + r.error());
@@ -201,7 +211,7 @@ std::expected<void, std::string> Machine::setup_halt_detection() {
     halt_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!halt_timer_) return std::unexpected(errno_text("timerfd_create"));
     itimerspec period{};
-    period.it_interval.tv_sec = period.it_value.tv_sec = kHaltCheckSeconds;
+    period.it_interval.tv_nsec = period.it_value.tv_nsec = kHaltCheckNanoseconds;
     if (::timerfd_settime(halt_timer_.get(), 0, &period, nullptr) < 0)
         return std::unexpected(errno_text("timerfd_settime"));
     return loop_->add(halt_timer_.get(), [this] {
@@ -270,7 +280,14 @@ void Machine::request_stop(int status, const std::string& reason) {
 
 int Machine::run() {
     threads_.reserve(vcpus_.size());
-    for (Vcpu& vcpu : vcpus_) threads_.emplace_back([this, &vcpu] { vcpu_thread(vcpu); });
+    for (Vcpu& vcpu : vcpus_) {
+        threads_.emplace_back([this, &vcpu] {
+            vcpu_thread(vcpu);
+            std::lock_guard lock(exit_mutex_);
+            ++vcpus_out_;
+            vcpu_exited_.notify_all();
+        });
+    }
     // On its own thread: a scan probes every mapped extent, and neither device notifications
     // nor signals on the event loop may wait for it.
     std::jthread scanner;
@@ -280,7 +297,15 @@ int Machine::run() {
     loop_->run();
     scanner.request_stop();
     stopping_ = true;
-    for (std::size_t i = 0; i < threads_.size(); ++i) vcpus_[i].kick(threads_[i].native_handle());
+    // A vCPU thread outside KVM_RUN (writing to a console nobody reads) may miss one kick:
+    // kick again until every thread is out.
+    std::unique_lock exits(exit_mutex_);
+    do {
+        for (std::size_t i = 0; i < threads_.size(); ++i)
+            vcpus_[i].kick(threads_[i].native_handle());
+    } while (!vcpu_exited_.wait_for(exits, std::chrono::milliseconds(100),
+                                    [this] { return vcpus_out_ == threads_.size(); }));
+    exits.unlock();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
     std::lock_guard lock(stop_mutex_);
@@ -293,9 +318,8 @@ void Machine::scan_for_broken_memory(std::stop_token stop) {
     std::mutex mutex;
     std::condition_variable_any wake;
     std::unique_lock lock(mutex);
-    while (!wake.wait_for(lock, stop, std::chrono::seconds(kHaltCheckSeconds), [] {
-        return false;
-    }) && !stop.stop_requested()) {
+    while (!wake.wait_for(lock, stop, kBrokenMemoryScanPeriod, [] { return false; }) &&
+           !stop.stop_requested()) {
         if (auto scanned = fault_repairs_.scan(); !scanned) {
             request_stop(1, scanned.error());
             return;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <expected>
 #include <memory>
@@ -108,6 +109,10 @@ private:
     std::atomic<bool> stopping_{false};
     std::mutex stop_mutex_;
     int exit_status_ = 0;
+    // vCPU threads that have returned, for run() to kick the others until they have too.
+    std::mutex exit_mutex_;
+    std::condition_variable vcpu_exited_;
+    std::size_t vcpus_out_ = 0;
 };
 
 }  // namespace vfsdax::vmm

@@ -31,9 +31,15 @@ void Serial8250::read(uint64_t offset, std::span<std::byte> data) {
 
 void Serial8250::write(uint64_t offset, std::span<const std::byte> data) {
     if (data.empty()) return;
-    std::lock_guard lock(mutex_);
-    write_register(static_cast<uint8_t>(offset), static_cast<uint8_t>(data[0]));
-    update_irq();
+    std::optional<std::byte> sent;
+    {
+        std::lock_guard lock(mutex_);
+        sent = write_register(static_cast<uint8_t>(offset), static_cast<uint8_t>(data[0]));
+        update_irq();
+    }
+    // Outside the lock: output may block (a reader that stopped reading), and input from the
+    // host must still get in meanwhile.
+    if (sent) output_(std::span(&*sent, 1));
 }
 
 uint8_t Serial8250::pending_iir() const {
@@ -89,16 +95,15 @@ uint8_t Serial8250::read_register(uint8_t reg) {
     }
 }
 
-void Serial8250::write_register(uint8_t reg, uint8_t value) {
+std::optional<std::byte> Serial8250::write_register(uint8_t reg, uint8_t value) {
     const bool dlab = lcr_ & kLcrDlab;
     switch (reg) {
         case kRbrThr:
             if (dlab) {
                 dll_ = value;
             } else {
-                const std::byte b{value};
-                output_(std::span(&b, 1));
                 thr_interrupt_ = true;
+                return std::byte{value};
             }
             break;
         case kIer:
@@ -129,6 +134,7 @@ void Serial8250::write_register(uint8_t reg, uint8_t value) {
         default:  // LSR and MSR are read-only
             break;
     }
+    return std::nullopt;
 }
 
 }  // namespace vfsdax::vmm

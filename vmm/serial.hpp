@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 
 #include "bus.hpp"
@@ -46,7 +47,8 @@ public:
 
 private:
     uint8_t read_register(uint8_t reg);
-    void write_register(uint8_t reg, uint8_t value);
+    // The byte to transmit, when the write was one to THR.
+    std::optional<std::byte> write_register(uint8_t reg, uint8_t value);
     uint8_t pending_iir() const;
     void update_irq();
 

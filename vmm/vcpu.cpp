@@ -137,6 +137,10 @@ std::expected<bool, std::string> Vcpu::parked() const {
     kvm_mp_state state{};
     if (::ioctl(fd_.get(), KVM_GET_MP_STATE, &state) < 0)
         return std::unexpected(errno_text("KVM_GET_MP_STATE"));
+    // An application processor the guest never started (nosmp, maxcpus=) waits for ever.
+    if (state.mp_state == KVM_MP_STATE_UNINITIALIZED ||
+        state.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+        return true;
     if (state.mp_state != KVM_MP_STATE_HALTED) return false;
     kvm_regs regs{};
     if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0)

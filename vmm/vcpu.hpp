@@ -31,7 +31,8 @@ public:
     KvmResult set_boot_state(const BootEntry& entry);
 
     // Whether the vCPU sits in HLT with interrupts disabled, where only an NMI or INIT could
-    // wake it: how Linux parks every CPU when it halts or powers off without ACPI.
+    // wake it: how Linux parks every CPU when it halts or powers off without ACPI. A vCPU the
+    // guest never started counts as parked too.
     std::expected<bool, std::string> parked() const;
 
     // This vCPU's registers in one line (format_cpu_state), or why they could not be read.

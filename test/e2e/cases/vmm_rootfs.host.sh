@@ -7,7 +7,8 @@
 # line and switch_roots into it (build-l2-initramfs). Everything after that runs from the
 # share: /sbin/init, busybox and its applets, fsops. The init writes /proof (kernel release,
 # a token from the host, the root's DAX state and mount line) and powers off; this script
-# checks /proof once the VMM has exited 0.
+# checks /proof once the VMM has exited 0. Two vCPUs with maxcpus=1: the second is never
+# started, and the guest's poweroff must still end the VMM (halt detection counts it parked).
 set -euo pipefail
 fail() {
   echo "E2E-FAIL: vmm_rootfs: $*"
@@ -42,8 +43,8 @@ ulimit -Sn "$(ulimit -Hn)"
 console="$E2E_WORK/l2-console.log"
 set +e
 timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
-  --cpus 1 --memory 512M \
-  --cmdline "console=ttyS0 reboot=k panic=-1 rootfstype=virtiofs root=rootfs rw rootflags=dax=always" \
+  --cpus 2 --memory 512M \
+  --cmdline "console=ttyS0 reboot=k panic=-1 maxcpus=1 rootfstype=virtiofs root=rootfs rw rootflags=dax=always" \
   --fs "tag=rootfs,dir=$root,dax-window=64M" </dev/null 2>&1 | tee "$console.raw"
 rc=${PIPESTATUS[0]}
 set -e

@@ -2,6 +2,8 @@
 #include "serial.hpp"
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -123,4 +125,32 @@ TEST_CASE("FCR enables the FIFO bits in IIR; SCR, MCR and MSR") {
     CHECK(u.in(kMsr) == (kMsrCts | kMsrDsr | kMsrDcd));
     u.put(kIer, 0xff);
     CHECK(u.in(kIer) == 0x0f);
+}
+
+TEST_CASE("host input gets in while output is blocked (a console reader that stopped reading)") {
+    std::promise<void> output_entered;
+    std::promise<void> unblock;
+    std::shared_future<void> unblocked = unblock.get_future().share();
+    Serial8250 uart{[](bool) {},
+                    [&](std::span<const std::byte>) {
+                        output_entered.set_value();
+                        unblocked.wait();
+                    }};
+    auto guest = std::async(std::launch::async, [&] {
+        const std::byte b{'x'};
+        uart.write(kRbrThr, std::span(&b, 1));
+    });
+    output_entered.get_future().wait();
+    auto host = std::async(std::launch::async, [&] {
+        const std::byte b{'y'};
+        uart.receive(std::span(&b, 1));
+    });
+    const bool got_in = host.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    unblock.set_value();
+    guest.wait();
+    host.wait();
+    CHECK(got_in);
+    std::byte lsr{};
+    uart.read(kLsr, std::span(&lsr, 1));
+    CHECK((static_cast<uint8_t>(lsr) & kLsrDr) != 0);
 }
