@@ -38,8 +38,11 @@ Outcome FuseServer::Impl::open(Call& c) {
     if (!in) return c.reply.error(in.error());
     if (options_.read_only && opens_for_writing(in->flags)) return c.reply.error(EROFS);
     if (c.reply.room() < sizeof(fuse_open_out)) return c.reply.error(EINVAL);
-    auto opened =
-        fs_.open(c.ctx, c.in.nodeid, in->flags, (in->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0);
+    // Linux asks for the kill with an O_TRUNC open (fuse_open_common); an open that writes
+    // nothing must not change the file's mode, least of all on a read-only share.
+    const bool kill_suidgid =
+        (in->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0 && opens_for_writing(in->flags);
+    auto opened = fs_.open(c.ctx, c.in.nodeid, in->flags, kill_suidgid);
     if (!opened) return c.reply.error(opened.error());
     fuse_open_out out{};
     out.fh = opened->fh;

@@ -273,6 +273,13 @@ TEST_CASE("read-only share refuses every change with EROFS", "[fuse]") {
     CHECK(h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open_w)}).error() == EROFS);
     fuse_open_in open_r{O_RDONLY, 0};
     CHECK(h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open_r)}).error() == 0);
+    // A read-only open asking to kill set-id bits changes no mode.
+    REQUIRE(::chmod((h.dir / "f").c_str(), 04755) == 0);
+    fuse_open_in open_kill{O_RDONLY, FUSE_OPEN_KILL_SUIDGID};
+    CHECK(h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open_kill)}).error() == 0);
+    struct stat st {};
+    REQUIRE(::stat((h.dir / "f").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 04755);
     fuse_access_in access{W_OK, 0};
     CHECK(h.call(FUSE_ACCESS, entry.nodeid, {bytes_of(access)}).error() == EROFS);
     CHECK(std::filesystem::exists(h.dir / "f"));
