@@ -181,10 +181,20 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
     }
     if (!fd.valid()) {
         if (err != EEXIST || (flags & O_EXCL)) return std::unexpected(err);
-        // It existed: open it like OPEN would, through the inode found by a safe lookup.
+        // It existed (a file the guest did not know of): open it like OPEN would, through the
+        // inode found by a safe lookup. A directory is refused as open(2) refuses it. The guest
+        // checked no permission on a file it thought absent, so the host checks them here.
         auto entry = lookup_in(*at->dir, at->name);
         if (!entry) return std::unexpected(entry.error());
-        auto opened = open(ctx, entry->nodeid, flags, false);
+        Result<OpenResult> opened = std::unexpected(EISDIR);
+        if (!S_ISDIR(entry->attr.st.st_mode)) {
+            auto creds = as_requester(ctx, umask);
+            if (creds) {
+                opened = open(ctx, entry->nodeid, flags, false);
+            } else {
+                opened = std::unexpected(creds.error());
+            }
+        }
         if (!opened) {
             inodes_->forget(entry->nodeid, 1);
             return std::unexpected(opened.error());

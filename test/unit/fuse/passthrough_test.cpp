@@ -776,9 +776,18 @@ TEST_CASE("passthrough: create, exclusive or opening an existing file", "[fuse]"
     REQUIRE(again.has_value());
     CHECK(again->entry.nodeid == c->entry.nodeid);
     CHECK(host_lstat(f.dir / "new").st_size == 0);
-    // An existing directory is not opened for writing.
+    // An existing directory is not opened, for writing or reading; nor is a fifo.
     REQUIRE(::mkdir((f.dir / "d").c_str(), 0755) == 0);
     CHECK(f.fs->create(f.ctx, FUSE_ROOT_ID, "d", 0644, 0, O_RDWR | O_CREAT).error() == EISDIR);
+    CHECK(f.fs->create(f.ctx, FUSE_ROOT_ID, "d", 0644, 0, O_RDONLY | O_CREAT).error() == EISDIR);
+    REQUIRE(::mkfifo((f.dir / "p").c_str(), 0644) == 0);
+    CHECK(f.fs->create(f.ctx, FUSE_ROOT_ID, "p", 0644, 0, O_RDONLY | O_CREAT).error() == ENXIO);
+    // No refusal kept a lookup: one lookup and one forget and the node is gone.
+    for (const char* name : {"d", "p"}) {
+        Entry e = f.lookup(name);
+        f.fs->forget(e.nodeid, 1);
+        CHECK(f.fs->getattr(f.ctx, e.nodeid, std::nullopt).error() == ENOENT);
+    }
 }
 
 TEST_CASE("passthrough: fallocate, lseek data/hole, copy_file_range", "[fuse]") {
@@ -960,6 +969,14 @@ TEST_CASE("passthrough: as root, files are created with the requester's uid and 
     REQUIRE(t.has_value());
     CHECK(t->entry.attr.st.st_uid == 1234u);
     CHECK(t->entry.attr.st.st_gid == 2345u);
+
+    // A name CREATE finds taken is opened with the requester's permissions: uid 1234 may
+    // not open root's private file that way, root may.
+    write_file(f.dir / "root-only", "secret");
+    REQUIRE(::chmod((f.dir / "root-only").c_str(), 0600) == 0);
+    CHECK(f.fs->create(user, FUSE_ROOT_ID, "root-only", 0644, 0, O_RDWR | O_CREAT).error() ==
+          EACCES);
+    CHECK(f.fs->create(f.ctx, FUSE_ROOT_ID, "root-only", 0644, 0, O_RDWR | O_CREAT).has_value());
 
     // Permissions are the requester's: uid 1234 may not create in a root-only directory...
     REQUIRE(::mkdir((f.dir / "private").c_str(), 0700) == 0);
