@@ -192,7 +192,7 @@ void CommonConfig::write(uint32_t offset, std::size_t width, uint32_t value) {
 }
 
 void CommonConfig::notify(uint16_t queue, uint32_t data) {
-    if (!interrupt_.live() || queue >= queues_.size() || !queues_[queue].ready) return;
+    if (!device_active_ || queue >= queues_.size() || !queues_[queue].ready) return;
     device_.queue_notified(queue, negotiated(virtio::kFeatureNotificationData) ? data : 0);
 }
 
@@ -209,6 +209,7 @@ void CommonConfig::restore_defaults() {
     device_feature_select_ = driver_feature_select_ = 0;
     driver_features_ = 0;
     status_ = 0;
+    device_active_ = false;
     queue_select_ = 0;
     queues_.assign(max_sizes_.size(), virtio::QueueConfig{});
     for (std::size_t i = 0; i < queues_.size(); ++i) {
@@ -250,6 +251,7 @@ bool CommonConfig::features_acceptable() const {
 }
 
 void CommonConfig::activate_device() {
+    // Live before the device starts: its workers may interrupt before activate() returns.
     interrupt_.set_live(true);
     std::vector<std::unique_ptr<virtio::Queue>> queues(queues_.size());
     for (std::size_t i = 0; i < queues_.size(); ++i) {
@@ -263,7 +265,9 @@ void CommonConfig::activate_device() {
     }
     if (!device_.activate(memory_, interrupt_, driver_features_, std::move(queues))) {
         interrupt_.needs_reset();
+        return;
     }
+    device_active_ = true;
 }
 
 void CommonConfig::write_queue_size(virtio::QueueConfig& queue, uint16_t size) {
@@ -281,7 +285,7 @@ void CommonConfig::enable_queue(uint16_t index) {
         return;
     }
     // A live device takes a new queue only after a queue reset (VIRTIO_F_RING_RESET).
-    if (!negotiated(VIRTIO_F_RING_RESET) || !interrupt_.live()) return;
+    if (!negotiated(VIRTIO_F_RING_RESET) || !device_active_) return;
     queue.ready = true;
     auto activated = virtio::activate_queue(queue, memory_, driver_features_);
     if (!activated) {
@@ -293,7 +297,7 @@ void CommonConfig::enable_queue(uint16_t index) {
 
 void CommonConfig::reset_queue(uint16_t index) {
     if (index >= queues_.size()) return;
-    if (queues_[index].ready && interrupt_.live()) device_.reset_queue(index);
+    if (queues_[index].ready && device_active_) device_.reset_queue(index);
     queues_[index] = virtio::QueueConfig{};
     queues_[index].max_size = queues_[index].size = max_sizes_[index];
     router_.set_queue_vector(index, VIRTIO_MSI_NO_VECTOR);

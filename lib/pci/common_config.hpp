@@ -55,6 +55,9 @@ private:
     uint32_t driver_feature_select_ = 0;
     uint64_t driver_features_ = 0;
     uint8_t status_ = 0;
+    // Device::activate succeeded (and no reset since): only then may the device be kicked or
+    // asked to reset or enable a queue. DRIVER_OK alone is not enough: activation can fail.
+    bool device_active_ = false;
     uint16_t queue_select_ = 0;
     std::vector<virtio::QueueConfig> queues_;
 };

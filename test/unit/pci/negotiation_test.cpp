@@ -221,6 +221,9 @@ TEST_CASE("a queue with unusable ring addresses makes the device need a reset") 
     const auto msis = rig.sink.take_msis();
     REQUIRE(msis.size() == 1);
     CHECK(msis[0].data == test::VirtioPciDriver::kMsiDataBase + 0);
+    // A device that never started is not kicked.
+    d.kick(0);
+    CHECK(rig.device.kicks().empty());
     d.reset();
     CHECK(d.status() == 0);
 }
@@ -231,8 +234,14 @@ TEST_CASE("a device that refuses activation needs a reset") {
     PciRig rig(options);
     rig.probe();
     REQUIRE(rig.driver.negotiate(kVersion1));
+    REQUIRE(
+        rig.driver.setup_queue(0, 16, {rig.ram.alloc(256), rig.ram.alloc(64), rig.ram.alloc(256)}));
+    rig.driver.enable_queue(0);
     rig.driver.driver_ok();
     CHECK((rig.driver.status() & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
+    // Its queues were never handed over: a kick must not reach it.
+    rig.driver.kick(0);
+    CHECK(rig.device.kicks().empty());
 }
 
 TEST_CASE("a device that breaks while running shows NEEDS_RESET") {

@@ -54,7 +54,8 @@ public:
     virtual void reset() = 0;
 
     // The driver kicked queue `index` (notify write or ioeventfd). `data` carries the
-    // VIRTIO_F_NOTIFICATION_DATA payload when negotiated, else 0.
+    // VIRTIO_F_NOTIFICATION_DATA payload when negotiated, else 0. Transports call this (and
+    // reset_queue/enable_queue) only between a successful activate() and reset().
     virtual void queue_notified(uint16_t index, uint32_t data) = 0;
 
     // VIRTIO_F_RING_RESET: the driver reset one queue, then may enable it again. A device
