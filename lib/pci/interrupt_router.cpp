@@ -78,6 +78,9 @@ uint32_t InterruptRouter::read_pba(uint64_t offset) const {
 
 void InterruptRouter::set_msix_control(bool enabled, bool function_masked) {
     std::lock_guard lock(mutex_);
+    // What the ISR latched under MSI-X went out as messages: owed no INTx once MSI-X is off
+    // (a pin raised for it would find no handler, as QEMU never raises one either).
+    if (table_.enabled() && !enabled) isr_ = 0;
     std::vector<MsiMessage> out;
     table_.set_control(enabled, function_masked, out);
     send(out);

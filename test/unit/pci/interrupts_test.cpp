@@ -122,6 +122,19 @@ TEST_CASE("INTx: ISR bits, read-to-clear, the status bit and INTx disable") {
         d.enable_msix(3);
         CHECK_FALSE(rig.sink.intx());
     }
+    SECTION("what MSI-X delivered is not raised again on the pin when MSI-X goes off") {
+        d.enable_msix(3);
+        REQUIRE(d.set_config_vector(0) == 0);
+        rig.device.change_config(0, 2);
+        CHECK(rig.sink.take_msis().size() == 1);
+        d.disable_msix();
+        CHECK_FALSE(rig.sink.intx());
+        CHECK(d.read_isr() == 0);
+        // Later events use the pin again.
+        rig.device.change_config(0, 3);
+        CHECK(rig.sink.intx());
+        CHECK(d.read_isr() == VIRTIO_PCI_ISR_CONFIG);
+    }
 }
 
 TEST_CASE("needs_reset raises a configuration interrupt") {
