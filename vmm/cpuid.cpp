@@ -44,6 +44,14 @@ std::expected<bool, std::string> resolve_tsc_deadline(TscDeadline wanted,
     return facts.kvm_emulates && !facts.host_is_qemu_tcg;
 }
 
+unsigned physical_address_bits(const std::vector<kvm_cpuid_entry2>& entries) {
+    constexpr unsigned kWithoutLeaf = 36;
+    for (const kvm_cpuid_entry2& e : entries) {
+        if (e.function == 0x80000008 && (e.eax & 0xff) != 0) return e.eax & 0xff;
+    }
+    return kWithoutLeaf;
+}
+
 bool running_under_qemu_tcg() {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     __cpuid(1, eax, ebx, ecx, edx);

@@ -43,6 +43,10 @@ struct TscDeadlineFacts {
 std::expected<bool, std::string> resolve_tsc_deadline(TscDeadline wanted,
                                                       const TscDeadlineFacts& facts);
 
+// The guest's physical address width (MAXPHYADDR): leaf 0x80000008 EAX[7:0], or 36 without
+// that leaf, as the SDM defines it. Nothing may be placed at or above 2^bits.
+unsigned physical_address_bits(const std::vector<kvm_cpuid_entry2>& entries);
+
 // This process's own CPU: the hypervisor vendor leaf reads "TCGTCGTCGTCG" under QEMU's TCG.
 bool running_under_qemu_tcg();
 

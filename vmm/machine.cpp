@@ -86,6 +86,7 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
 
     auto cpuid = m->kvm_.supported_cpuid();
     if (!cpuid) return std::unexpected(cpuid.error());
+    m->physical_address_bits_ = physical_address_bits(*cpuid);
     const auto tsc_deadline = resolve_tsc_deadline(
         options.tsc_deadline,
         {.kvm_emulates = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0,
@@ -246,19 +247,28 @@ Machine::~Machine() {
     }
 }
 
-std::optional<uint64_t> Machine::allocate_mmio(uint64_t size, bool is_64bit) {
+std::expected<uint64_t, std::string> Machine::allocate_mmio(uint64_t size, bool is_64bit) {
     auto align = [](uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); };
-    if (size == 0 || (size & (size - 1)) != 0) return std::nullopt;
+    if (size == 0 || (size & (size - 1)) != 0)
+        return std::unexpected(fmt::format("{} bytes is not a power of two", size));
     if (is_64bit) {
         if (mmio64_next_ == 0)
             mmio64_next_ =
                 align(std::max(layout::kHighRamStart, ram_layout().end()), layout::kMmio64Align);
         const uint64_t base = align(mmio64_next_, size);
+        // A BAR the guest cannot address would be accepted and never work.
+        const uint64_t limit = uint64_t{1} << physical_address_bits_;
+        if (base >= limit || size > limit - base) {
+            return std::unexpected(fmt::format(
+                "{} bytes above RAM would end past the guest's {}-bit physical address space", size,
+                physical_address_bits_));
+        }
         mmio64_next_ = base + size;
         return base;
     }
     const uint64_t base = align(mmio32_next_, size);
-    if (base + size > layout::kMmio32End) return std::nullopt;
+    if (base + size > layout::kMmio32End)
+        return std::unexpected(fmt::format("no room for {} bytes in the 32-bit MMIO window", size));
     mmio32_next_ = base + size;
     return base;
 }

@@ -57,8 +57,9 @@ public:
     // The first KVM memory slot not used for RAM; devices allocate from here up.
     uint32_t allocate_memory_slot() { return next_slot_++; }
     // Firmware-style BAR placement: `size` (a power of two) aligned to itself, 32-bit BARs
-    // in the MMIO window below 4 GiB, 64-bit ones above RAM. nullopt when the window is full.
-    std::optional<uint64_t> allocate_mmio(uint64_t size, bool is_64bit);
+    // in the MMIO window below 4 GiB, 64-bit ones above RAM and below the guest's physical
+    // address limit. An error says which limit a BAR does not fit under.
+    std::expected<uint64_t, std::string> allocate_mmio(uint64_t size, bool is_64bit);
     // Before run(): asked, with every other one, when KVM_RUN fails with EFAULT (the vCPU goes
     // on if any repaired something and stops the machine, status 1, if none did), and every
     // second to scan for what is certainly broken (a failure stops the machine).
@@ -105,6 +106,7 @@ private:
     uint32_t next_slot_ = GuestRam::kFirstFreeSlot;
     uint64_t mmio32_next_ = layout::kMmio32Start;
     uint64_t mmio64_next_ = 0;  // set from the RAM layout on first use
+    unsigned physical_address_bits_ = 36;
 
     std::atomic<bool> stopping_{false};
     std::mutex stop_mutex_;

@@ -138,9 +138,7 @@ VirtioPciDevice::~VirtioPciDevice() {
 std::expected<void, std::string> VirtioPciDevice::place_bars() {
     for (const pci::BarInfo& bar : transport_->bars()) {
         auto address = machine_.allocate_mmio(bar.size, bar.is_64bit);
-        if (!address)
-            return std::unexpected(
-                fmt::format("BAR {}: no room for {} bytes of MMIO", bar.index, bar.size));
+        if (!address) return std::unexpected(fmt::format("BAR {}: {}", bar.index, address.error()));
         const uint32_t reg = PCI_BASE_ADDRESS_0 + 4u * bar.index;
         const uint32_t low = static_cast<uint32_t>(*address), high = *address >> 32;
         transport_->config_write(reg, std::as_bytes(std::span(&low, 1)));

@@ -51,3 +51,10 @@ TEST_CASE("auto offers the TSC-deadline timer where KVM emulates it, except unde
     REQUIRE_FALSE(refused);
     CHECK(refused.error() == "the TSC-deadline timer: KVM lacks KVM_CAP_TSC_DEADLINE_TIMER");
 }
+
+TEST_CASE("the physical address width comes from leaf 0x80000008, 36 bits without it") {
+    CHECK(physical_address_bits({leaf(1, 0)}) == 36);
+    kvm_cpuid_entry2 widths = leaf(0x80000008, 0);
+    widths.eax = 0x3027;  // 39 physical, 48 linear bits
+    CHECK(physical_address_bits({leaf(1, 0), widths}) == 39);
+}
