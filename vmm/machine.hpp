@@ -106,7 +106,7 @@ private:
     uint32_t next_slot_ = GuestRam::kFirstFreeSlot;
     uint64_t mmio32_next_ = layout::kMmio32Start;
     uint64_t mmio64_next_ = 0;  // set from the RAM layout on first use
-    unsigned physical_address_bits_ = 36;
+    unsigned physical_address_bits_ = 0;  // from KVM's CPUID, in create()
 
     std::atomic<bool> stopping_{false};
     std::mutex stop_mutex_;
