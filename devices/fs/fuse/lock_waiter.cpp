@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <iterator>
 
 namespace vfsdax::fs::fuse {
 
@@ -16,10 +17,9 @@ void LockWaiter::park(uint64_t unique, Attempt attempt, Finish finish) {
     std::lock_guard lock(mutex_);
     waiters_.push_back({unique, std::move(attempt), std::move(finish)});
     if (!thread_.joinable()) {
-        stopping_ = false;
         in_pass_ = false;
         cancelled_in_pass_.clear();
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this, generation = generation_] { run(generation); });
     }
     nudged_ = true;
     wake_.notify_one();
@@ -52,18 +52,21 @@ void LockWaiter::stop() {
     std::thread thread;
     {
         std::lock_guard lock(mutex_);
-        stopping_ = true;
+        ++generation_;
         waiters_.clear();
         thread = std::move(thread_);
-        wake_.notify_one();
+        // A thread started by a racing park() may wait on the same condition.
+        wake_.notify_all();
     }
     if (thread.joinable()) thread.join();
 }
 
-void LockWaiter::run() {
+void LockWaiter::run(uint64_t generation) {
     std::unique_lock lock(mutex_);
-    while (!stopping_) {
-        wake_.wait_for(lock, kRetryInterval, [this] { return nudged_ || stopping_; });
+    for (;;) {
+        wake_.wait_for(lock, kRetryInterval, [&] { return nudged_ || generation_ != generation; });
+        // Checked before taking the nudge, which may be meant for the next thread.
+        if (generation_ != generation) break;
         nudged_ = false;
         // Each pass takes the list out, so attempts and replies run without the mutex (they
         // may be slow, and cancel() must not wait for them); survivors go back in order.
@@ -81,20 +84,24 @@ void LockWaiter::run() {
             it = pass.erase(it);
         }
         lock.lock();
-        if (stopping_) break;
+        if (generation_ != generation) break;
+        // Sorted out in one go under the mutex: once it is let go, a stop() may have ended
+        // this thread's generation and the shared state is no longer its own.
+        std::list<Waiter> interrupted;
         for (auto it = pass.begin(); it != pass.end();) {
-            if (std::erase(cancelled_in_pass_, it->unique) == 0) {
-                ++it;
-                continue;
+            const auto next = std::next(it);
+            if (std::erase(cancelled_in_pass_, it->unique) != 0) {
+                interrupted.splice(interrupted.end(), pass, it);
             }
-            lock.unlock();
-            it->finish(EINTR);
-            lock.lock();
-            it = pass.erase(it);
+            it = next;
         }
         cancelled_in_pass_.clear();
         in_pass_ = false;
         waiters_.splice(waiters_.begin(), pass);
+        if (interrupted.empty()) continue;
+        lock.unlock();
+        for (Waiter& waiter : interrupted) waiter.finish(EINTR);
+        lock.lock();
     }
 }
 

@@ -31,7 +31,8 @@ public:
     void nudge();
     // FUSE_INTERRUPT: finishes the waiter for `unique` with EINTR; nothing if none waits.
     void cancel(uint64_t unique);
-    // Drops every waiter without finishing it and joins the thread (session reset).
+    // Drops every waiter without finishing it and joins the thread (session reset). A park()
+    // racing it is served by a new thread.
     void stop();
 
 private:
@@ -40,7 +41,9 @@ private:
         Attempt attempt;
         Finish finish;
     };
-    void run();
+    // Loops until stop() moves `generation_` past `generation`: a thread started by a park()
+    // racing stop() has a generation of its own, so the one being joined still sees its end.
+    void run(uint64_t generation);
 
     std::mutex mutex_;
     std::condition_variable wake_;
@@ -49,7 +52,7 @@ private:
     std::vector<uint64_t> cancelled_in_pass_;
     bool in_pass_ = false;
     bool nudged_ = false;
-    bool stopping_ = false;
+    uint64_t generation_ = 0;
     std::thread thread_;
 };
 

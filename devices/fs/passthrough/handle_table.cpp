@@ -8,6 +8,7 @@ namespace vfsdax::fs::passthrough {
 uint64_t HandleTable::add(std::shared_ptr<OpenFile> file) {
     std::lock_guard lock(mutex_);
     const uint64_t fh = next_++;
+    if (!file->directory) ++files_of_node_[file->inode->nodeid];
     files_.emplace(fh, std::move(file));
     return fh;
 }
@@ -33,13 +34,23 @@ std::expected<std::shared_ptr<OpenFile>, int> HandleTable::remove(uint64_t fh, u
     }
     auto file = std::move(it->second);
     files_.erase(it);
+    if (!directory) {
+        auto count = files_of_node_.find(nodeid);
+        if (--count->second == 0) files_of_node_.erase(count);
+    }
     return file;
+}
+
+bool HandleTable::has_files(uint64_t nodeid) const {
+    std::lock_guard lock(mutex_);
+    return files_of_node_.contains(nodeid);
 }
 
 void HandleTable::clear() {
     decltype(files_) closing;  // fds close after the lock is released
     std::lock_guard lock(mutex_);
     closing.swap(files_);
+    files_of_node_.clear();
 }
 
 }  // namespace vfsdax::fs::passthrough

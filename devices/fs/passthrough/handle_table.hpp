@@ -30,12 +30,16 @@ public:
     // Removes and returns the handle (EBADF as for get()).
     std::expected<std::shared_ptr<OpenFile>, int> remove(uint64_t fh, uint64_t nodeid,
                                                          bool directory);
+    // Whether any file (not directory) handle of `nodeid` is open.
+    bool has_files(uint64_t nodeid) const;
     void clear();
 
 private:
     mutable std::mutex mutex_;
     uint64_t next_ = 1;
     std::unordered_map<uint64_t, std::shared_ptr<OpenFile>> files_;
+    // Open file handles per node id; nodes with none are absent.
+    std::unordered_map<uint64_t, std::size_t> files_of_node_;
 };
 
 }  // namespace vfsdax::fs::passthrough

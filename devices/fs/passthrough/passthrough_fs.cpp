@@ -21,15 +21,18 @@ std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
     if (options.root.empty()) return std::unexpected(EINVAL);
     UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root.valid()) return std::unexpected(errno);
-    std::size_t max_fds = options.max_inode_fds;
-    if (max_fds == 0) {
-        rlimit lim{};
-        if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::unexpected(errno);
-        max_fds = lim.rlim_cur == RLIM_INFINITY ? SIZE_MAX : lim.rlim_cur / 2;
-    }
-    auto table = passthrough::InodeTable::create(std::move(root), max_fds, options.file_handles);
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::unexpected(errno);
+    // A share of the soft limit, for the budgets left at 0.
+    auto budget = [&](std::size_t chosen, std::size_t divisor) {
+        if (chosen != 0) return chosen;
+        return lim.rlim_cur == RLIM_INFINITY ? SIZE_MAX : lim.rlim_cur / divisor;
+    };
+    auto table = passthrough::InodeTable::create(std::move(root), budget(options.max_inode_fds, 2),
+                                                 options.file_handles);
     if (!table) return std::unexpected(table.error());
-    return std::make_unique<passthrough::PassthroughFs>(std::move(*table));
+    return std::make_unique<passthrough::PassthroughFs>(std::move(*table),
+                                                        budget(options.max_lock_fds, 4));
 }
 
 }  // namespace vfsdax::fs
@@ -43,6 +46,7 @@ Result<void> PassthroughFs::init(const SessionInfo& session) {
 
 void PassthroughFs::destroy() {
     handles_.clear();
+    locks_.clear();
     inodes_->forget_all();
 }
 

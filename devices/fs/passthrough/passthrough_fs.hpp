@@ -8,13 +8,16 @@
 
 #include "passthrough/handle_table.hpp"
 #include "passthrough/inode_table.hpp"
+#include "passthrough/posix_locks.hpp"
 #include "vfsdax/fs/file_system.hpp"
 
 namespace vfsdax::fs::passthrough {
 
 class PassthroughFs final : public FileSystem {
 public:
-    explicit PassthroughFs(std::unique_ptr<InodeTable> inodes) : inodes_(std::move(inodes)) {}
+    // `max_lock_fds`: how many lock owners' descriptions may be open (see PosixLocks).
+    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds)
+        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds) {}
 
     Result<void> init(const SessionInfo& session) override;
     void destroy() override;
@@ -125,6 +128,7 @@ private:
 
     std::unique_ptr<InodeTable> inodes_;
     HandleTable handles_;
+    PosixLocks locks_;
     SessionInfo session_;
 };
 

@@ -114,6 +114,7 @@ void PassthroughFs::release(const RequestContext&, NodeId node, FileHandle fh, u
                             bool flock_unlock, uint64_t) {
     auto open = handles_.remove(fh, node, false);
     if (!open) return;
+    locks_.drop_if_unused(node);
     // The handle's flock lock lives on its description, which may outlive this call while
     // another operation still holds the file.
     if (flock_unlock) ::flock((*open)->fd.get(), LOCK_UN);
@@ -128,9 +129,12 @@ Result<void> PassthroughFs::fsync(const RequestContext&, NodeId node, FileHandle
     return {};
 }
 
-Result<void> PassthroughFs::flush(const RequestContext&, NodeId node, FileHandle fh, uint64_t) {
+Result<void> PassthroughFs::flush(const RequestContext&, NodeId node, FileHandle fh,
+                                  uint64_t lock_owner) {
     auto open = file(node, fh);
     if (!open) return std::unexpected(open.error());
+    // A close(2) drops the process's POSIX locks on the file, whichever descriptor held them.
+    locks_.drop_owner(node, lock_owner);
     // What close(2) would do for this descriptor (some file systems report deferred write
     // errors here), without closing the handle itself.
     const int dup = ::fcntl((*open)->fd.get(), F_DUPFD_CLOEXEC, 0);

@@ -1,4 +1,5 @@
-// PassthroughFs: POSIX byte-range locks as OFD locks on the handle, and flock; never blocking.
+// PassthroughFs: POSIX byte-range locks as OFD locks on the owner's own description, and flock
+// on the handle's; never blocking.
 #include <fcntl.h>
 #include <sys/file.h>
 
@@ -31,29 +32,32 @@ Result<struct flock> to_flock(const Lock& lock) {
 
 }  // namespace
 
-Result<Lock> PassthroughFs::getlk(const RequestContext&, NodeId node, FileHandle fh, uint64_t,
+Result<Lock> PassthroughFs::getlk(const RequestContext&, NodeId node, FileHandle fh, uint64_t owner,
                                   const Lock& lock) {
     auto open = file(node, fh);
     if (!open) return std::unexpected(open.error());
     auto fl = to_flock(lock);
     if (!fl) return std::unexpected(fl.error());
-    if (::fcntl((*open)->fd.get(), F_OFD_GETLK, &*fl) != 0) return std::unexpected(errno);
+    // An owner without a description holds no lock here; the handle's description holds no
+    // POSIX lock either, so it sees every owner's.
+    auto owned = locks_.find(node, owner);
+    const int fd = owned ? owned->fd.get() : (*open)->fd.get();
+    if (::fcntl(fd, F_OFD_GETLK, &*fl) != 0) return std::unexpected(errno);
     Lock out = lock;
     out.type = static_cast<uint32_t>(fl->l_type);
     if (fl->l_type != F_UNLCK) {
         out.start = static_cast<uint64_t>(fl->l_start);
         out.end = fl->l_len == 0 ? kOffsetMax : static_cast<uint64_t>(fl->l_start + fl->l_len - 1);
-        // The holder is another open file, not a guest process: no pid to report.
+        // The holder is another owner's description or a host process: no pid to report.
         out.pid = 0;
     }
     return out;
 }
 
-Result<void> PassthroughFs::setlk(const RequestContext&, NodeId node, FileHandle fh, uint64_t,
+Result<void> PassthroughFs::setlk(const RequestContext&, NodeId node, FileHandle fh, uint64_t owner,
                                   const Lock& lock, bool flock) {
     auto open = file(node, fh);
     if (!open) return std::unexpected(open.error());
-    const int fd = (*open)->fd.get();
     if (flock) {
         int op;
         switch (lock.type) {
@@ -69,14 +73,24 @@ Result<void> PassthroughFs::setlk(const RequestContext&, NodeId node, FileHandle
             default:
                 return std::unexpected(EINVAL);
         }
-        if (::flock(fd, op | LOCK_NB) != 0) {
+        if (::flock((*open)->fd.get(), op | LOCK_NB) != 0) {
             return std::unexpected(errno == EWOULDBLOCK ? EAGAIN : errno);
         }
         return {};
     }
     auto fl = to_flock(lock);
     if (!fl) return std::unexpected(fl.error());
-    if (::fcntl(fd, F_OFD_SETLK, &*fl) != 0) {
+    PosixLocks::DescriptionPtr owned;
+    if (fl->l_type == F_UNLCK) {
+        // Nothing to unlock for an owner that never locked here; no description is opened.
+        owned = locks_.find(node, owner);
+        if (!owned) return {};
+    } else {
+        auto acquired = locks_.acquire(*(*open)->inode, owner, fl->l_type);
+        if (!acquired) return std::unexpected(acquired.error());
+        owned = std::move(*acquired);
+    }
+    if (::fcntl(owned->fd.get(), F_OFD_SETLK, &*fl) != 0) {
         // A conflict is EAGAIN, whichever of the two the kernel chose.
         return std::unexpected(errno == EACCES ? EAGAIN : errno);
     }

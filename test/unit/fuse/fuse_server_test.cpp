@@ -7,9 +7,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <fstream>
+#include <future>
 #include <mutex>
 
 #include "fuse/buffer_request.hpp"
@@ -53,12 +55,19 @@ struct Harness {
         : backend(fs::make_passthrough({.root = dir.path().string()}).value()),
           server(*backend, options, mapper) {}
 
-    // Sends one request; returns the written bytes, or nullopt when not completed in time.
-    std::optional<Bytes> send(const Bytes& request, uint32_t reply_capacity = 1 << 16,
-                              std::size_t segment = SIZE_MAX) {
+    // Hands one request to the server; a parked SETLKW is not waited for.
+    std::shared_ptr<TestRequest::State> submit(const Bytes& request,
+                                               uint32_t reply_capacity = 1 << 16,
+                                               std::size_t segment = SIZE_MAX) {
         auto state = std::make_shared<TestRequest::State>();
         server.handle(std::make_unique<TestRequest>(request, reply_capacity,
                                                     std::min(segment, request.size()), state));
+        return state;
+    }
+    // Sends one request; returns the written bytes, or nullopt when not completed in time.
+    std::optional<Bytes> send(const Bytes& request, uint32_t reply_capacity = 1 << 16,
+                              std::size_t segment = SIZE_MAX) {
+        auto state = submit(request, reply_capacity, segment);
         std::unique_lock lock(state->mutex);
         if (!state->done.wait_for(lock, std::chrono::seconds(5),
                                   [&] { return state->written.has_value(); })) {
@@ -474,4 +483,64 @@ TEST_CASE("SETXATTR value length must match; BATCH_FORGET stops at the body's en
     CHECK(written->empty());
     // The node is forgotten (its only lookup): a fresh lookup works again.
     CHECK(h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).error() == 0);
+}
+
+TEST_CASE("DESTROY completes while a SETLKW parks on another worker", "[fuse]") {
+    Harness h;
+    std::ofstream(h.dir / "f") << "x";
+    auto lock_in = [](uint64_t fh, uint64_t owner, uint32_t type) {
+        fuse_lk_in in{};
+        in.fh = fh;
+        in.owner = owner;
+        in.lk.end = INT64_MAX;
+        in.lk.type = type;
+        return in;
+    };
+    // The race: DESTROY's stop() lets go of the waiter thread and joins it; a SETLKW parking
+    // just then must not keep that thread alive. Many parked SETLKWs make the thread's retry
+    // passes long, so one started just before DESTROY is still running when the SETLKW parks.
+    constexpr uint64_t kParked = 64;
+    for (int round = 0; round < 300; ++round) {
+        h.init();
+        const uint64_t node =
+            h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>().nodeid;
+        fuse_open_in open_rw{O_RDWR, 0};
+        const uint64_t fh1 = h.call(FUSE_OPEN, node, {bytes_of(open_rw)}).as<fuse_open_out>().fh;
+        const uint64_t fh2 = h.call(FUSE_OPEN, node, {bytes_of(open_rw)}).as<fuse_open_out>().fh;
+        REQUIRE(h.call(FUSE_SETLK, node, {bytes_of(lock_in(fh1, 1, F_WRLCK))}).error() == 0);
+        for (uint64_t owner = 2; owner < 2 + kParked; ++owner) {
+            h.submit(fuse_request(FUSE_SETLKW, ++h.next_unique, node,
+                                  {bytes_of(lock_in(fh2, owner, F_WRLCK))}));
+        }
+        const Bytes destroy = fuse_request(FUSE_DESTROY, ++h.next_unique, 0, {});
+        const Bytes setlkw = fuse_request(FUSE_SETLKW, ++h.next_unique, node,
+                                          {bytes_of(lock_in(fh2, 2 + kParked, F_WRLCK))});
+        std::atomic<bool> go{false};
+        // The SETLKW has more to do before it parks: DESTROY starts a little later, by a
+        // different amount each round.
+        const auto delay = std::chrono::microseconds(round % 16);
+        auto destroyer = std::async(std::launch::async, [&] {
+            while (!go) {
+            }
+            const auto start = std::chrono::steady_clock::now();
+            while (std::chrono::steady_clock::now() - start < delay) {
+            }
+            return h.send(destroy);
+        });
+        auto parker = std::async(std::launch::async, [&] {
+            while (!go) {
+            }
+            h.submit(setlkw);
+        });
+        // An unlock (of nothing) starts a retry pass.
+        REQUIRE(h.call(FUSE_SETLK, node, {bytes_of(lock_in(fh1, 0, F_UNLCK))}).error() == 0);
+        go = true;
+        parker.wait();
+        if (destroyer.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+            h.server.reset();  // stopping once more lets the stuck DESTROY return
+            destroyer.wait();
+            FAIL("DESTROY still waiting for the lock waiter after 2 s, round " << round);
+        }
+        REQUIRE(destroyer.get());
+    }
 }

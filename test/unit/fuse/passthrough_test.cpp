@@ -721,7 +721,8 @@ TEST_CASE("passthrough: readdirplus lists every name when inode fds run out", "[
     f.fs->releasedir(f.ctx, FUSE_ROOT_ID, dh->fh);
 }
 
-TEST_CASE("passthrough: POSIX locks are per open file, flock too, never blocking", "[fuse]") {
+TEST_CASE("passthrough: POSIX locks are per lock owner, flock per open file, never blocking",
+          "[fuse]") {
     Fixture f;
     write_file(f.dir / "f", "0123456789");
     Entry e = f.lookup("f");
@@ -730,7 +731,7 @@ TEST_CASE("passthrough: POSIX locks are per open file, flock too, never blocking
 
     Lock wr{0, 4, F_WRLCK, 0};
     REQUIRE(f.fs->setlk(f.ctx, e.nodeid, h1, 1, wr, false));
-    // Same process, different open file: a conflict (OFD semantics), reported, not waited on.
+    // Another owner, through another open file: a conflict, reported, not waited on.
     CHECK(f.fs->setlk(f.ctx, e.nodeid, h2, 2, wr, false).error() == EAGAIN);
     auto conflict = f.fs->getlk(f.ctx, e.nodeid, h2, 2, Lock{2, 8, F_RDLCK, 0});
     REQUIRE(conflict.has_value());

@@ -18,8 +18,12 @@ struct PassthroughOptions {
     // The shared directory. Nothing outside it is ever reached through the backend.
     std::string root;
     // How many inodes may hold an O_PATH fd; 0 means half of RLIMIT_NOFILE's soft limit at
-    // creation (the other half is left for open files and the VMM).
+    // creation (a quarter goes to lock owners, the rest is left for open files and the VMM).
     std::size_t max_inode_fds = 0;
+    // How many open file descriptions POSIX lock owners may hold, over all files (one per
+    // owner and file, until the owner closes the file); beyond it a lock gets ENOLCK. 0 means
+    // a quarter of RLIMIT_NOFILE's soft limit at creation.
+    std::size_t max_lock_fds = 0;
     // Beyond max_inode_fds, hold inodes as file handles (name_to_handle_at) where the host
     // file system supports them and the process may decode them (CAP_DAC_READ_SEARCH).
     // Otherwise, or when false, inodes keep taking fds until the limit says EMFILE.
@@ -33,8 +37,10 @@ struct PassthroughOptions {
 //   O_NOFOLLOW would), any other type ENXIO.
 // - mknod creates regular files, fifos and sockets; device nodes are refused with EPERM (a
 //   guest-made device node would hand host users the device).
-// - POSIX locks are OFD locks on the handle's own description (per open file); the guest's
-//   lock owner is not used. flock locks likewise live on the handle.
+// - POSIX locks follow the guest's lock owner: each owner locks through a description of the
+//   file of its own (OFD locks on it), opened read-write where the host allows. A FLUSH drops
+//   the owner's locks on the file, the release of its last handle drops everyone's. flock
+//   locks live on the handle's own description (per open file, as flock(2) is).
 // - When the process runs as root, files are created under the requester's uid, gid and
 //   supplementary groups (per thread), with the requester's umask (per-thread umask: the
 //   creating thread unshares its fs attributes once).
