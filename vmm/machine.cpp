@@ -148,8 +148,10 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
     if (!m->signal_fd_) return std::unexpected(errno_text("signalfd"));
     auto added = m->loop_->add(m->signal_fd_.get(), [self] {
         signalfd_siginfo info{};
-        if (::read(self->signal_fd_.get(), &info, sizeof(info)) == sizeof(info))
-            self->request_stop(0, fmt::format("stopped by {}", ::strsignal(int(info.ssi_signo))));
+        if (::read(self->signal_fd_.get(), &info, sizeof(info)) == sizeof(info) &&
+            self->request_stop(0, fmt::format("stopped by {}", ::strsignal(int(info.ssi_signo))))) {
+            self->stopped_by_signal_ = true;
+        }
     });
     if (!added) return std::unexpected(added.error());
     struct sigaction kick {};
@@ -275,10 +277,12 @@ std::expected<uint64_t, std::string> Machine::allocate_mmio(uint64_t size, bool 
     return base;
 }
 
-void Machine::request_stop(int status, const std::string& reason) {
+bool Machine::request_stop(int status, const std::string& reason) {
+    bool first = false;
     {
         std::lock_guard lock(stop_mutex_);
         if (!stopping_.exchange(true)) {
+            first = true;
             exit_status_ = status;
             if (status == 0) {
                 log(LogLevel::Info, "{}", reason);
@@ -288,6 +292,7 @@ void Machine::request_stop(int status, const std::string& reason) {
         }
     }
     loop_->stop();
+    return first;
 }
 
 int Machine::run() {

@@ -69,8 +69,11 @@ public:
     // reason was printed.
     int run();
 
-    // Any thread: ends run() with `status`; the first caller's status and reason win.
-    void request_stop(int status, const std::string& reason);
+    // Any thread: ends run() with `status`; the first caller's status and reason win (true
+    // for that caller).
+    bool request_stop(int status, const std::string& reason);
+    // After run(): whether SIGINT or SIGTERM ended it (the guest may have been stuck).
+    bool stopped_by_signal() const { return stopped_by_signal_; }
 
 private:
     explicit Machine(Kvm kvm, Vm vm);
@@ -109,6 +112,7 @@ private:
     unsigned physical_address_bits_ = 0;  // from KVM's CPUID, in create()
 
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> stopped_by_signal_{false};
     std::mutex stop_mutex_;
     int exit_status_ = 0;
     // vCPU threads that have returned, for run() to kick the others until they have too.

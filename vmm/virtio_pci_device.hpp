@@ -37,6 +37,8 @@ public:
     ~VirtioPciDevice();
 
     uint8_t slot() const { return slot_; }
+    // VirtioPciTransport::describe(): for a report on a guest that looks stuck.
+    std::vector<std::string> describe() const { return transport_->describe(); }
 
 private:
     class Sink;

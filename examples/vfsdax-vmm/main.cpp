@@ -92,7 +92,13 @@ int main(int argc, char** argv) {
         shares.push_back(std::move(*attached));
     }
     const int status = (*machine)->run();
+    // Stopped from outside (a timeout, a user giving up) or by an error: the guest may have
+    // been stuck, and each device's state tells which side waited for the other.
+    const vmm::LogLevel state_level =
+        status != 0 || (*machine)->stopped_by_signal() ? vmm::LogLevel::Info : vmm::LogLevel::Debug;
     for (std::size_t i = 0; i < shares.size(); ++i) {
+        for (const std::string& line : shares[i]->pci->describe())
+            vmm::log(state_level, "virtio-fs \"{}\": {}", config.fs[i].tag, line);
         if (!shares[i]->mapper) continue;
         const fs::DaxStats dax = shares[i]->mapper->stats();
         vmm::log(vmm::LogLevel::Info,

@@ -1,6 +1,8 @@
 // InterruptRouter: MSI-X delivery when enabled, else INTx with the ISR status bits.
 #include "pci/interrupt_router.hpp"
 
+#include <fmt/format.h>
+
 #include "pci/virtio_pci_regs.hpp"
 #include "vfsdax/virtio/spec.hpp"
 
@@ -100,6 +102,18 @@ void InterruptRouter::reset() {
     isr_ = 0;
     table_.clear_pending();
     update_line();
+}
+
+std::string InterruptRouter::describe() const {
+    std::lock_guard lock(mutex_);
+    std::string text =
+        fmt::format("ISR {:#04x}, INTx {}{}, MSI-X {}", isr_, line_ ? "high" : "low",
+                    intx_disabled_ ? " (disabled)" : "", table_.enabled() ? "on" : "off");
+    if (table_.enabled() && table_.function_masked()) text += " (function masked)";
+    if (const unsigned pending = table_.pending_count()) {
+        text += fmt::format(", {} MSI-X messages pending", pending);
+    }
+    return text;
 }
 
 void InterruptRouter::raise(uint8_t isr_bit, uint16_t vector) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "pci/msix_table.hpp"
@@ -36,6 +37,10 @@ public:
     uint32_t read_pba(uint64_t offset) const;
     void set_msix_control(bool enabled, bool function_masked);
     void set_intx_disabled(bool disabled);
+
+    // The interrupt state in one line, for a report on a guest that looks stuck: ISR bits,
+    // the INTx line, MSI-X (on, masked, messages waiting for an unmask).
+    std::string describe() const;
 
     // Device reset: vectors unassigned, ISR and pending messages dropped. The MSI-X table
     // belongs to the PCI function and stays.

@@ -3,6 +3,8 @@
 
 #include <linux/pci_regs.h>
 
+#include <bit>
+
 namespace vfsdax::pci {
 
 MsixTable::MsixTable(uint16_t vectors) : entries_(vectors), pending_((vectors + 63) / 64) {}
@@ -64,6 +66,12 @@ std::optional<MsiMessage> MsixTable::fire(uint16_t vector) {
         return std::nullopt;
     }
     return message(vector);
+}
+
+unsigned MsixTable::pending_count() const {
+    unsigned count = 0;
+    for (uint64_t word : pending_) count += static_cast<unsigned>(std::popcount(word));
+    return count;
 }
 
 void MsixTable::clear_pending() {

@@ -30,6 +30,9 @@ public:
     // The Message Control enable and function mask bits.
     void set_control(bool enabled, bool function_masked, std::vector<MsiMessage>& out);
     bool enabled() const { return enabled_; }
+    bool function_masked() const { return function_masked_; }
+    // Vectors whose message waits for an unmask.
+    unsigned pending_count() const;
 
     // The message to send for `vector` now, or none: vector out of range, or masked (then the
     // pending bit is set and the message leaves on unmask).

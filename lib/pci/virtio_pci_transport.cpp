@@ -1,6 +1,7 @@
 // VirtioPciTransport: PCI function state, access dispatch and the owner-facing API.
 #include "vfsdax/pci/virtio_pci_transport.hpp"
 
+#include <fmt/format.h>
 #include <linux/pci_regs.h>
 
 #include <array>
@@ -351,6 +352,20 @@ std::vector<SharedMemoryPlacement> VirtioPciTransport::shared_memory() const {
 void VirtioPciTransport::reset() {
     std::lock_guard lock(impl_->mutex);
     impl_->common.reset();
+}
+
+std::vector<std::string> VirtioPciTransport::describe() const {
+    uint32_t status;
+    {
+        std::lock_guard lock(impl_->mutex);
+        status = impl_->common.read(VIRTIO_PCI_COMMON_STATUS, 1);
+    }
+    std::vector<std::string> lines{
+        fmt::format("device status {:#04x}, {}", status, impl_->router.describe())};
+    // Outside the register lock: the device takes its own locks, under which its workers
+    // may raise interrupts.
+    for (std::string& line : impl_->device.describe()) lines.push_back(std::move(line));
+    return lines;
 }
 
 }  // namespace vfsdax::pci

@@ -3,6 +3,7 @@
 #include "virtio/packed_queue.hpp"
 
 #include <endian.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
@@ -478,6 +479,20 @@ std::expected<bool, QueueError> PackedQueue::enable_notifications() {
     // after publishing: either it kicks, or we see its buffer here).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return available_at(next_avail_);
+}
+
+std::string PackedQueue::describe() const {
+    const uint32_t driver = le32toh(__atomic_load_n(driver_event_, __ATOMIC_RELAXED));
+    const uint32_t device = le32toh(__atomic_load_n(device_event_, __ATOMIC_RELAXED));
+    std::string text = fmt::format(
+        "packed ring of {}: next avail {} (wrap {}, {}), next used {} (wrap {}), {} slots in "
+        "flight, driver event flags {} off_wrap {:#x}, device event flags {} off_wrap {:#x}",
+        size_, next_avail_, avail_bits_ == kAvail ? 1 : 0,
+        available_at(next_avail_) ? "available" : "not available", next_used_,
+        used_bits_ != 0 ? 1 : 0, in_flight_slots_, driver >> 16, driver & 0xffff, device >> 16,
+        device & 0xffff);
+    if (broken_) text += ", broken";
+    return text;
 }
 
 }  // namespace vfsdax::virtio

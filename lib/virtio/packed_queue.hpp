@@ -34,6 +34,7 @@ public:
     bool broken() const override {
         return broken_;
     }
+    std::string describe() const override;
 
     // An indirect table may hold at most this many descriptors (as vhost does): a packed indirect
     // table is not bounded by the queue size (Linux puts more segments than that in one).

@@ -1,6 +1,8 @@
 // SplitQueue: avail ring in, used ring out, chains walked from guest memory read once.
 #include "virtio/split_queue.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -335,6 +337,21 @@ std::expected<bool, QueueError> SplitQueue::enable_notifications() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!refresh_avail_idx(last_avail_idx_)) return refuse_avail_idx();
     return avail_idx_ != last_avail_idx_;
+}
+
+std::string SplitQueue::describe() const {
+    const uint16_t avail_idx = load_relaxed(avail_idx_ptr());
+    const uint16_t avail_flags = load_relaxed(reinterpret_cast<const uint16_t*>(rings_.avail));
+    const auto used_idx = static_cast<uint16_t>(next_used_);
+    std::string text = fmt::format(
+        "split ring of {}: avail idx {} ({} not popped), {} popped, used idx {} ({} in flight), "
+        "avail flags {:#x}",
+        size_, avail_idx, static_cast<uint16_t>(avail_idx - last_avail_idx_), last_avail_idx_,
+        used_idx, static_cast<uint16_t>(last_avail_idx_ - used_idx), avail_flags);
+    if (event_idx_) text += fmt::format(", used_event {}", load_relaxed(used_event_ptr_));
+    text += notifications_enabled_ ? ", kicks on" : ", kicks off";
+    if (broken_) text += ", broken";
+    return text;
 }
 
 std::expected<std::unique_ptr<Queue>, QueueError> make_split_queue(const QueueConfig& config,

@@ -37,6 +37,7 @@ public:
     std::expected<bool, QueueError> enable_notifications() override;
     uint16_t size() const override { return size_; }
     bool broken() const override { return broken_; }
+    std::string describe() const override;
 
 private:
     struct Desc {

@@ -1,6 +1,8 @@
 // FsDevice: config space, queue roles, popping on kicks and replying on the same queue.
 #include "vfsdax/fs/fs_device.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -38,6 +40,7 @@ struct FsDevice::Slot {
     std::unique_ptr<virtio::Queue> queue;
     std::mutex mutex;
     std::atomic<bool> drain_posted{false};
+    std::atomic<unsigned> in_server{0};  // popped, not yet completed
 };
 
 // A popped chain on its way through the server and back onto its queue.
@@ -222,6 +225,7 @@ std::unique_ptr<FsDevice::Request> FsDevice::pop(Slot& slot) {
             queue.disable_notifications();
         }
     }
+    ++slot.in_server;
     request->start();
     return request;
 }
@@ -230,11 +234,25 @@ void FsDevice::complete(Slot& slot, const virtio::DescriptorChain& chain, uint32
     bool notify = false;
     {
         std::lock_guard lock(slot.mutex);
+        --slot.in_server;
         auto pushed = slot.queue->push_and_needs_interrupt(chain, written);
         if (!pushed) return broken();
         notify = *pushed;
     }
     if (notify) interrupt_->queue_used(slot.index);
+}
+
+std::vector<std::string> FsDevice::describe() const {
+    std::lock_guard state(state_mutex_);
+    if (!pool_) return {"virtio-fs: not active"};
+    std::vector<std::string> lines;
+    for (const auto& slot : slots_) {
+        if (!slot->queue) continue;
+        std::lock_guard lock(slot->mutex);
+        lines.push_back(fmt::format("queue {}: {}; {} requests in the FUSE server", slot->index,
+                                    slot->queue->describe(), slot->in_server.load()));
+    }
+    return lines;
 }
 
 void FsDevice::broken() {

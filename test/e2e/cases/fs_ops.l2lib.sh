@@ -8,8 +8,22 @@ FSOPS=/e2e/files/fsops
 fs_ops_run() {
   m="$1" label="$2" want_dax="$3" bad=0
   f() { echo "E2E-FAIL: $label: $*"; bad=1; }
-  # Progress on the console: when a run hangs, the last step names the operation.
-  step() { echo "L2-STEP: $label: $*"; }
+  # Progress on the console: when a run hangs, the last step names the operation, and a step
+  # still running after 90 s puts on the console what a hang needs to be told apart: the tasks
+  # blocked in the kernel and where (sysrq w: a FUSE request never answered, or the DAX range
+  # reclaim), and L2's interrupt counts. Each step replaces the last one's watchdog.
+  step() {
+    echo "L2-STEP: $label: $*"
+    stop_watchdog
+    (
+      sleep 90
+      echo "L2-STUCK: $label: '$*' still running after 90 s; blocked tasks and interrupts follow"
+      grep -E 'virtio|IO-APIC' /proc/interrupts
+      echo w >/proc/sysrq-trigger
+    ) &
+    watchdog=$!
+  }
+  stop_watchdog() { [ -z "${watchdog:-}" ] || kill "$watchdog" 2>/dev/null; watchdog=""; }
   t0=$(cut -d' ' -f1 /proc/uptime)
 
   step "dax state"
@@ -112,6 +126,7 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   [ "$got" = "$(cat "$m/big-host.sha256")" ] || f "g-big.txt reads back with sha256 $got"
 
   sync
+  stop_watchdog
   t1=$(cut -d' ' -f1 /proc/uptime)
   echo "$label: operations took $t0 -> $t1 s of L2 uptime"
   [ "$bad" -eq 0 ] || return 1

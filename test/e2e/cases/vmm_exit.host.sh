@@ -23,6 +23,9 @@ grep -q '^E2E-L2-DONE: rc=0' "$log" || fail "reboot boot: the L2 test did not fi
 grep -q 'reset the machine (i8042)' "$log" || fail "reboot boot: the VMM did not report an i8042 reset"
 grep -q 'kernel: uncompressed vmlinux, entered at 0x' "$log" ||
   fail "reboot boot: the VMM did not report loading $E2E_VMLINUX as an uncompressed vmlinux"
+# The device's state is a report for a stop from outside or an error, not for a clean end.
+! grep -q 'virtio-fs "share": device status' "$log" ||
+  fail "reboot boot: the VMM reported the device's state after a clean end"
 
 # 2. SIGINT while the guest waits. Started the way a script starts a background job; the
 # VMM is bounded by polling, since a timeout wrapper would stand between the signal and it.
@@ -55,6 +58,12 @@ tr -d '\r' <"$log"
 grep -q 'stopped by Interrupt' "$log" || fail "sigint boot: the VMM did not report being stopped by SIGINT"
 grep -q 'kernel: bzImage, entered at 0x100200' "$log" ||
   fail "sigint boot: the VMM did not report loading $E2E_KERNEL as a bzImage"
+# Stopped from outside: the VMM reports the device (the driver bound it: DRIVER_OK) and its
+# rings, for the case where the guest was stuck.
+grep -q 'virtio-fs "share": device status 0x0f, ISR' "$log" ||
+  fail "sigint boot: the VMM did not report the device's status and interrupts"
+grep -q 'virtio-fs "share": queue 1: split ring of' "$log" ||
+  fail "sigint boot: the VMM did not report the request queue's ring"
 
 [ "$bad" -eq 0 ] || exit 1
 echo "E2E-PASS: vmm_exit"

@@ -690,3 +690,27 @@ TEST_CASE("a broken ring asks for a reset and the device goes on", "[fs_device]"
     fuse_forget_in forget{1};
     CHECK(g.call(0, FUSE_FORGET, 12345, {bytes_of(forget)}).header.len == 0);
 }
+
+TEST_CASE("describe(): each served ring and the requests the server holds", "[fs_device]") {
+    Guest g(Guest::default_options(), false, false);
+    CHECK(g.device().describe() == std::vector<std::string>{"virtio-fs: not active"});
+    g.activate();
+    g.init();
+    std::ofstream(g.dir / "l") << "x";
+    const uint64_t node = g.lookup(FUSE_ROOT_ID, "l").nodeid;
+    auto a = lock_request(g.open(node, O_RDWR), 1, F_WRLCK);
+    REQUIRE(g.call(FUSE_SETLK, node, {bytes_of(a)}).error() == 0);
+    auto b = lock_request(g.open(node, O_RDWR), 2, F_WRLCK);
+    const uint64_t waiting = g.submit(1, FUSE_SETLKW, node, {bytes_of(b)});
+    CHECK(!g.wait(1, waiting, std::chrono::milliseconds(100)));
+
+    const std::vector<std::string> lines = g.device().describe();
+    REQUIRE(lines.size() == 2);  // hiprio and the request queue
+    CHECK_THAT(lines[0], Catch::StartsWith("queue 0: split ring of 128: avail idx 0") &&
+                             Catch::EndsWith("; 0 requests in the FUSE server"));
+    // INIT, LOOKUP, two OPENs, SETLK and the waiting SETLKW.
+    CHECK_THAT(lines[1],
+               Catch::StartsWith("queue 1: split ring of 128: avail idx 6 (0 not popped), "
+                                 "6 popped, used idx 5 (1 in flight)") &&
+                   Catch::EndsWith("; 1 requests in the FUSE server"));
+}

@@ -173,3 +173,26 @@ TEST_CASE("reset drops pending interrupts and vectors but keeps the MSI-X table"
     REQUIRE(msis.size() == 1);
     CHECK(msis[0].data == VirtioPciDriver::kMsiDataBase + 1);  // the entry survived
 }
+
+TEST_CASE("describe(): the device status and the interrupt state") {
+    PciRig rig;
+    start(rig);
+    auto& d = rig.driver;
+    const auto first_line = [&rig] {
+        const std::vector<std::string> lines = rig.transport->describe();
+        REQUIRE(lines.size() == 1);  // the echo device adds none
+        return lines[0];
+    };
+    CHECK(first_line() == "device status 0x0f, ISR 0x00, INTx low, MSI-X off");
+    rig.device.change_config(0, 1);
+    CHECK(first_line() == "device status 0x0f, ISR 0x02, INTx high, MSI-X off");
+    CHECK(d.read_isr() == VIRTIO_PCI_ISR_CONFIG);
+
+    d.enable_msix(3);
+    REQUIRE(d.set_config_vector(1) == 1);
+    d.mask_function(true);
+    rig.device.change_config(0, 2);
+    CHECK(first_line() ==
+          "device status 0x0f, ISR 0x02, INTx low, MSI-X on (function masked), 1 MSI-X messages "
+          "pending");
+}

@@ -1168,3 +1168,23 @@ TEST_CASE("packed: a broken queue stays broken even once the ring is fixed") {
     check_sticky(*rig.q);
     check_sticky(*rig.q);
 }
+
+TEST_CASE("describe() tells the positions, what is in flight and both event areas") {
+    Rig r(4, kEventIdx);
+    CHECK(r.q->describe() ==
+          "packed ring of 4: next avail 0 (wrap 1, not available), next used 0 (wrap 1), 0 slots "
+          "in flight, driver event flags 0 off_wrap 0x0, device event flags 0 off_wrap 0x0");
+    r.add_pair();
+    r.add_pair();
+    r.drv.set_driver_event(VRING_PACKED_EVENT_FLAG_DESC, 0x8001);
+    const DescriptorChain first = r.pop_one();
+    CHECK(r.q->describe() ==
+          "packed ring of 4: next avail 2 (wrap 1, available), next used 0 (wrap 1), 2 slots in "
+          "flight, driver event flags 2 off_wrap 0x8001, device event flags 0 off_wrap 0x0");
+    r.pop_one();
+    REQUIRE(r.q->push(first, 0));
+    REQUIRE_FALSE(*r.q->enable_notifications());
+    CHECK(r.q->describe() ==
+          "packed ring of 4: next avail 0 (wrap 0, not available), next used 2 (wrap 1), 2 slots "
+          "in flight, driver event flags 2 off_wrap 0x8001, device event flags 2 off_wrap 0x0");
+}

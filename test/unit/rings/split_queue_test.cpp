@@ -1102,3 +1102,23 @@ TEST_CASE("driver and device on two threads: no lost kick, no lost interrupt") {
         CHECK(irqs.load() > 0);
     }
 }
+
+TEST_CASE("describe() tells what is waiting, popped and in flight") {
+    Rig r(8, kVersion1 | kEventIdx);
+    const DriverBuffer a = r.readable(16), b = r.readable(16), c = r.readable(16);
+    for (const DriverBuffer& buffer : {a, b, c}) REQUIRE(r.drv.add(std::span(&buffer, 1), {}));
+    r.drv.publish();
+    r.drv.set_used_event(5);
+    CHECK(r.queue->describe() ==
+          "split ring of 8: avail idx 3 (3 not popped), 0 popped, used idx 0 (0 in flight), "
+          "avail flags 0x0, used_event 5, kicks on");
+
+    REQUIRE(r.pop());
+    DescriptorChain second;
+    REQUIRE(r.queue->pop(second));
+    REQUIRE(r.queue->push(r.chain, 0));
+    r.queue->disable_notifications();
+    CHECK(r.queue->describe() ==
+          "split ring of 8: avail idx 3 (1 not popped), 2 popped, used idx 1 (1 in flight), "
+          "avail flags 0x0, used_event 5, kicks off");
+}

@@ -73,6 +73,10 @@ public:
     // A reset from the owner (VM reset): as if the driver wrote 0 to device_status.
     void reset();
 
+    // The function's state, a line per item, for a report on a guest that looks stuck: device
+    // status and interrupts (InterruptRouter), then Device::describe()'s lines.
+    std::vector<std::string> describe() const;
+
 private:
     struct Impl;
     explicit VirtioPciTransport(std::unique_ptr<Impl> impl);

@@ -63,6 +63,10 @@ public:
     virtual void reset_queue(uint16_t /*index*/) {}
     virtual void enable_queue(uint16_t /*index*/, std::unique_ptr<Queue> /*queue*/) {}
 
+    // The device's state, a line per item (e.g. per queue: Queue::describe() and what the
+    // device holds of it), for a report on a guest that looks stuck. Any thread, any time.
+    virtual std::vector<std::string> describe() const { return {}; }
+
     // The transport subscribes here to learn of device-initiated config changes, also before
     // activation (it bumps config_generation and, once active, interrupts).
     void set_config_change_listener(std::function<void()> listener) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <string>
 
 #include "vfsdax/memory/guest_memory.hpp"
 #include "vfsdax/virtio/descriptor_chain.hpp"
@@ -45,6 +46,11 @@ public:
 
     virtual uint16_t size() const = 0;
     virtual bool broken() const = 0;
+    // The ring as the device sees it, in one line, for a report on a guest that looks stuck
+    // (which side waits for the other): what the driver made available, what was popped and
+    // returned, and what each side asked of the other's notifications. Guest-written fields
+    // are read once each, as they are now.
+    virtual std::string describe() const = 0;
 };
 
 // Turns a ready QueueConfig into a SplitQueue or a PackedQueue, by VIRTIO_F_RING_PACKED in

@@ -65,6 +65,9 @@ public:
     // so a driver that initialises the device again starts clean.
     void reset() override;
     void queue_notified(uint16_t index, uint32_t data) override;
+    // Per served queue: the ring (Queue::describe()) and how many of its requests the FUSE
+    // server holds.
+    std::vector<std::string> describe() const override;
 
     // The max_write FUSE_INIT offers, after bounding it by what one chain can carry.
     uint32_t max_write() const { return server_.max_write(); }
@@ -93,7 +96,7 @@ private:
     virtio::Interrupt* interrupt_ = nullptr;
     std::atomic<bool> reported_broken_{false};
     // Kicks may arrive on VMM threads while another resets or activates the device.
-    std::mutex state_mutex_;
+    mutable std::mutex state_mutex_;
 };
 
 }  // namespace vfsdax::fs
