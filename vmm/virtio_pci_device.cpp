@@ -124,6 +124,10 @@ std::expected<std::unique_ptr<VirtioPciDevice>, std::string> VirtioPciDevice::at
     auto slot = machine.pci().add(std::make_shared<ConfigFunction>(*d->transport_));
     if (!slot) return std::unexpected("PCI bus 0 is full");
     d->slot_ = d->sink_->slot = *slot;
+    // The guest's driver may ignore NEEDS_RESET (Linux's do) and wait for ever: say why here.
+    d->transport_->set_needs_reset_listener([slot = *slot](std::string_view reason) {
+        log(LogLevel::Warn, "PCI 00:{:02x}.0: device needs a reset: {}", slot, reason);
+    });
     // Firmware's job: the interrupt line register tells the driver the slot's GSI.
     const auto line = static_cast<uint8_t>(layout::pci_intx_gsi(*slot));
     d->transport_->config_write(PCI_INTERRUPT_LINE, std::as_bytes(std::span(&line, 1)));

@@ -1,6 +1,8 @@
 // CommonConfig: field decoding, feature negotiation, queue setup and the status state machine.
 #include "pci/common_config.hpp"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <memory>
 #include <utility>
@@ -258,13 +260,15 @@ void CommonConfig::activate_device() {
         if (!queues_[i].ready) continue;
         auto queue = virtio::activate_queue(queues_[i], memory_, driver_features_);
         if (!queue) {
-            interrupt_.needs_reset();
+            interrupt_.needs_reset(
+                fmt::format("queue {} at DRIVER_OK: {}", i, virtio::to_string(queue.error())));
             return;
         }
         queues[i] = std::move(*queue);
     }
-    if (!device_.activate(memory_, interrupt_, driver_features_, std::move(queues))) {
-        interrupt_.needs_reset();
+    if (auto activated = device_.activate(memory_, interrupt_, driver_features_, std::move(queues));
+        !activated) {
+        interrupt_.needs_reset("the device refused to start: " + activated.error());
         return;
     }
     device_active_ = true;
@@ -289,7 +293,8 @@ void CommonConfig::enable_queue(uint16_t index) {
     queue.ready = true;
     auto activated = virtio::activate_queue(queue, memory_, driver_features_);
     if (!activated) {
-        interrupt_.needs_reset();
+        interrupt_.needs_reset(fmt::format("queue {} enabled after a reset: {}", index,
+                                           virtio::to_string(activated.error())));
         return;
     }
     device_.enable_queue(index, std::move(*activated));

@@ -13,8 +13,9 @@ void TransportInterrupt::config_changed() {
     if (live()) router_.signal_config();
 }
 
-void TransportInterrupt::needs_reset() {
+void TransportInterrupt::needs_reset(std::string_view reason) {
     needs_reset_.store(true, std::memory_order_release);
+    if (needs_reset_listener_) needs_reset_listener_(reason);
     if (live()) router_.signal_config();
 }
 

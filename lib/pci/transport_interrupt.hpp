@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 
 #include "pci/interrupt_router.hpp"
 #include "vfsdax/virtio/interrupt.hpp"
@@ -17,7 +19,11 @@ public:
 
     void queue_used(uint16_t index) override;
     void config_changed() override;
-    void needs_reset() override;
+    void needs_reset(std::string_view reason) override;
+    // Told every reason needs_reset() gets. Set before the device runs (not synchronised).
+    void set_needs_reset_listener(std::function<void(std::string_view)> listener) {
+        needs_reset_listener_ = std::move(listener);
+    }
 
     // Between DRIVER_OK and reset: only then does the device interrupt the driver.
     void set_live(bool live) { live_.store(live, std::memory_order_release); }
@@ -32,6 +38,7 @@ private:
     std::atomic<bool> live_{false};
     std::atomic<bool> needs_reset_{false};
     std::atomic<uint8_t> generation_{0};
+    std::function<void(std::string_view)> needs_reset_listener_;
 };
 
 }  // namespace vfsdax::pci

@@ -354,6 +354,10 @@ void VirtioPciTransport::reset() {
     impl_->common.reset();
 }
 
+void VirtioPciTransport::set_needs_reset_listener(std::function<void(std::string_view)> listener) {
+    impl_->interrupt.set_needs_reset_listener(std::move(listener));
+}
+
 std::vector<std::string> VirtioPciTransport::describe() const {
     uint32_t status;
     {

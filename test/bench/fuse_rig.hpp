@@ -43,7 +43,9 @@ public:
         signals_.fetch_add(1, std::memory_order_relaxed);
     }
     void config_changed() override {}
-    void needs_reset() override { throw std::runtime_error("device asked for a reset"); }
+    void needs_reset(std::string_view reason) override {
+        throw std::runtime_error("device asked for a reset: " + std::string(reason));
+    }
     // Sleeps until signalled; a device that never signals is a bug the bench must not hide.
     void wait() {
         pollfd p{fd_, POLLIN, 0};

@@ -61,7 +61,7 @@ public:
         for (int budget = 0; budget < 32; ++budget) {
             auto popped = queues_[index]->pop(chain);
             if (!popped) {
-                interrupt_->needs_reset();
+                interrupt_->needs_reset(virtio::to_string(popped.error()));
                 return;
             }
             if (!*popped || !queues_[index]->push(chain, 0)) break;

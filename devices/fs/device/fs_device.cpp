@@ -212,13 +212,13 @@ std::unique_ptr<FsDevice::Request> FsDevice::pop(Slot& slot) {
         for (;;) {
             auto popped = queue.pop(request->chain());
             if (!popped) {
-                broken();
+                broken(slot, popped.error());
                 return nullptr;
             }
             if (*popped) break;
             auto again = queue.enable_notifications();
             if (!again) {
-                broken();
+                broken(slot, again.error());
                 return nullptr;
             }
             if (!*again) return nullptr;
@@ -236,7 +236,7 @@ void FsDevice::complete(Slot& slot, const virtio::DescriptorChain& chain, uint32
         std::lock_guard lock(slot.mutex);
         --slot.in_server;
         auto pushed = slot.queue->push_and_needs_interrupt(chain, written);
-        if (!pushed) return broken();
+        if (!pushed) return broken(slot, pushed.error());
         notify = *pushed;
     }
     if (notify) interrupt_->queue_used(slot.index);
@@ -255,8 +255,10 @@ std::vector<std::string> FsDevice::describe() const {
     return lines;
 }
 
-void FsDevice::broken() {
-    if (!reported_broken_.exchange(true)) interrupt_->needs_reset();
+void FsDevice::broken(const Slot& slot, virtio::QueueError error) {
+    if (!reported_broken_.exchange(true)) {
+        interrupt_->needs_reset(fmt::format("queue {}: {}", slot.index, virtio::to_string(error)));
+    }
 }
 
 }  // namespace vfsdax::fs

@@ -60,7 +60,7 @@ void EchoDevice::serve(uint16_t index) {
     while (true) {
         auto popped = queue.pop(chain);
         if (!popped) {
-            interrupt_->needs_reset();
+            interrupt_->needs_reset(virtio::to_string(popped.error()));
             return;
         }
         if (!*popped) break;
@@ -70,7 +70,7 @@ void EchoDevice::serve(uint16_t index) {
         if (!reader.read(buffer.data(), buffer.size()) ||
             !writer.write(buffer.data(), buffer.size()) ||
             !queue.push(chain, static_cast<uint32_t>(writer.bytes_written()))) {
-            interrupt_->needs_reset();
+            interrupt_->needs_reset("echo: a chain could not be served");
             return;
         }
         pushed = true;
@@ -103,7 +103,7 @@ void EchoDevice::break_device() {
         std::lock_guard lock(mutex_);
         interrupt = interrupt_;
     }
-    if (interrupt != nullptr) interrupt->needs_reset();
+    if (interrupt != nullptr) interrupt->needs_reset("echo: broken on purpose");
 }
 
 bool EchoDevice::active() const {

@@ -57,7 +57,7 @@ class NullInterrupt final : public virtio::Interrupt {
 public:
     void queue_used(uint16_t) override {}
     void config_changed() override {}
-    void needs_reset() override { ++resets; }
+    void needs_reset(std::string_view) override { ++resets; }
     int resets = 0;
 };
 

@@ -33,9 +33,17 @@ class CountingInterrupt final : public virtio::Interrupt {
 public:
     void queue_used(uint16_t index) override { ++used[index % 8]; }
     void config_changed() override {}
-    void needs_reset() override { ++resets; }
+    void needs_reset(std::string_view why) override {
+        {
+            std::lock_guard lock(mutex);
+            reason = why;
+        }
+        ++resets;
+    }
     std::atomic<int> used[8] = {};
     std::atomic<int> resets{0};
+    std::mutex mutex;
+    std::string reason;
 };
 
 std::string slurp(const std::filesystem::path& p) {
@@ -686,6 +694,10 @@ TEST_CASE("a broken ring asks for a reset and the device goes on", "[fs_device]"
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     CHECK(g.interrupt.resets == 1);
+    {
+        std::lock_guard lock(g.interrupt.mutex);
+        CHECK(g.interrupt.reason == "queue 1: descriptor index beyond the table");
+    }
     // hiprio still works.
     fuse_forget_in forget{1};
     CHECK(g.call(0, FUSE_FORGET, 12345, {bytes_of(forget)}).header.len == 0);

@@ -205,18 +205,22 @@ TEST_CASE("a queue with unusable ring addresses makes the device need a reset") 
     d.enable_msix(3);
     REQUIRE(d.set_config_vector(0) == 0);
     REQUIRE(d.negotiate(kVersion1));
+    std::string reason;
     SECTION("rings outside guest memory") {
         REQUIRE(d.setup_queue(
             0, 16, {GuestAddress(0xdead'0000'0000), rig.ram.alloc(64), rig.ram.alloc(256)}));
+        reason = "queue 0 at DRIVER_OK: ring or buffer address outside guest memory";
     }
     SECTION("a misaligned descriptor table") {
         REQUIRE(d.setup_queue(
             0, 16, {GuestAddress(rig.ram.base() + 1), rig.ram.alloc(64), rig.ram.alloc(256)}));
+        reason = "queue 0 at DRIVER_OK: unusable queue configuration";
     }
     d.enable_queue(0);
     rig.sink.take_msis();
     d.driver_ok();
     CHECK((d.status() & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
+    CHECK(rig.reset_reasons == std::vector<std::string>{reason});
     CHECK(rig.device.activations() == 0);
     const auto msis = rig.sink.take_msis();
     REQUIRE(msis.size() == 1);
@@ -239,6 +243,7 @@ TEST_CASE("a device that refuses activation needs a reset") {
     rig.driver.enable_queue(0);
     rig.driver.driver_ok();
     CHECK((rig.driver.status() & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
+    CHECK(rig.reset_reasons == std::vector<std::string>{"the device refused to start: no backend"});
     // Its queues were never handed over: a kick must not reach it.
     rig.driver.kick(0);
     CHECK(rig.device.kicks().empty());
@@ -251,6 +256,7 @@ TEST_CASE("a device that breaks while running shows NEEDS_RESET") {
     rig.driver.driver_ok();
     rig.device.break_device();
     CHECK((rig.driver.status() & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
+    CHECK(rig.reset_reasons == std::vector<std::string>{"echo: broken on purpose"});
     rig.driver.reset();
     CHECK(rig.driver.status() == 0);
 }

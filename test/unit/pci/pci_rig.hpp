@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "pci/echo_device.hpp"
@@ -20,6 +22,8 @@ struct PciRig {
           bus(*transport),
           driver(bus) {
         transport->set_bar_listener([this](const pci::BarInfo& bar) { bar_events.push_back(bar); });
+        transport->set_needs_reset_listener(
+            [this](std::string_view reason) { reset_reasons.emplace_back(reason); });
     }
 
     PciRig(PciRig&&) = delete;
@@ -48,6 +52,7 @@ struct PciRig {
     TransportBus bus;
     VirtioPciDriver driver;
     std::vector<pci::BarInfo> bar_events;
+    std::vector<std::string> reset_reasons;  // what NEEDS_RESET was set for, in order
 };
 
 }  // namespace vfsdax::test

@@ -62,6 +62,10 @@ public:
     // Called after the guest moves a BAR or toggles memory decoding, with the BAR's new state,
     // outside the transport's locks (the listener may call back into the transport).
     void set_bar_listener(std::function<void(const BarInfo&)> listener);
+    // Called with the reason whenever the function sets DEVICE_NEEDS_RESET (a ring the guest
+    // broke, a device that would not start), on whichever thread found it, possibly under
+    // the transport's locks: log and return. Set before the guest runs.
+    void set_needs_reset_listener(std::function<void(std::string_view)> listener);
 
     std::vector<NotifyAddress> notify_addresses() const;
     // The ioeventfd path: queue `queue` was kicked. `data` is the VIRTIO_F_NOTIFICATION_DATA

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace vfsdax::virtio {
 
@@ -15,8 +16,10 @@ public:
     // The device configuration space changed (the transport bumps config_generation).
     virtual void config_changed() = 0;
     // The device hit an error it cannot recover from (a broken queue): the transport sets
-    // DEVICE_NEEDS_RESET and raises a configuration change interrupt.
-    virtual void needs_reset() = 0;
+    // DEVICE_NEEDS_RESET and raises a configuration change interrupt. `reason` (e.g. "queue 1:
+    // ...") is for the VMM's log: a Linux driver does nothing on NEEDS_RESET, and its requests
+    // on that queue then wait for ever, so the log is where the cause shows.
+    virtual void needs_reset(std::string_view reason) = 0;
 };
 
 }  // namespace vfsdax::virtio

@@ -83,7 +83,7 @@ private:
     // The next available request, or null when the ring is empty (kicks back on) or broken.
     std::unique_ptr<Request> pop(Slot& slot);
     void complete(Slot& slot, const virtio::DescriptorChain& chain, uint32_t written);
-    void broken();
+    void broken(const Slot& slot, virtio::QueueError error);
 
     const FsDeviceOptions options_;
     FsConfig config_{};
