@@ -99,6 +99,9 @@ run_vmm() {
   [ "$rc" -ne 124 ] || fs_fail "vfsdax-vmm did not exit within ${E2E_VMM_TIMEOUT}s"
   [ "$rc" -eq 0 ] || fs_fail "vfsdax-vmm exited with $rc"
   grep -q '^E2E-L2-DONE: rc=0' "$console" || fs_fail "the L2 test did not finish with rc=0"
+  # A ring the device found broken: Linux ignores NEEDS_RESET, only the VMM's log tells.
+  ! grep -q 'device needs a reset' "$console" ||
+    fs_fail "the VMM set NEEDS_RESET: $(grep 'device needs a reset' "$console" | head -n1)"
 }
 
 # check_dax_used CONSOLE TAG: the VMM's exit statistics show the guest set up DAX mappings.
