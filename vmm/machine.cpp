@@ -295,6 +295,13 @@ bool Machine::request_stop(int status, const std::string& reason) {
     return first;
 }
 
+std::vector<std::string> Machine::describe_vcpus() const {
+    std::vector<std::string> lines;
+    for (const Vcpu& vcpu : vcpus_)
+        lines.push_back(fmt::format("vCPU {}: {}", vcpu.id(), vcpu.describe_interrupts()));
+    return lines;
+}
+
 int Machine::run() {
     threads_.reserve(vcpus_.size());
     for (Vcpu& vcpu : vcpus_) {

@@ -74,6 +74,8 @@ public:
     bool request_stop(int status, const std::string& reason);
     // After run(): whether SIGINT or SIGTERM ended it (the guest may have been stuck).
     bool stopped_by_signal() const { return stopped_by_signal_; }
+    // After run(): each vCPU's interrupt state, a line each ("vCPU N: ...").
+    std::vector<std::string> describe_vcpus() const;
 
 private:
     explicit Machine(Kvm kvm, Vm vm);

@@ -156,6 +156,19 @@ std::string Vcpu::describe_state() const {
     return format_cpu_state(regs, sregs);
 }
 
+std::string Vcpu::describe_interrupts() const {
+    kvm_mp_state mp{};
+    kvm_regs regs{};
+    kvm_vcpu_events events{};
+    kvm_lapic_state lapic{};
+    if (::ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) < 0) return errno_text("KVM_GET_MP_STATE");
+    if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0) return errno_text("KVM_GET_REGS");
+    if (::ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) < 0)
+        return errno_text("KVM_GET_VCPU_EVENTS");
+    if (::ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) return errno_text("KVM_GET_LAPIC");
+    return format_interrupt_state(mp, regs, events, lapic);
+}
+
 int Vcpu::run_once() {
     return ::ioctl(fd_.get(), KVM_RUN, 0) < 0 ? -errno : 0;
 }

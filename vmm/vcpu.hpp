@@ -37,6 +37,9 @@ public:
 
     // This vCPU's registers in one line (format_cpu_state), or why they could not be read.
     std::string describe_state() const;
+    // Its interrupt state in one line (format_interrupt_state), or why it could not be read.
+    // Outside KVM_RUN only.
+    std::string describe_interrupts() const;
 
     // KVM_RUN once: 0 with the exit in run(), or -errno.
     int run_once();

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     // been stuck, and each device's state tells which side waited for the other.
     const vmm::LogLevel state_level =
         status != 0 || (*machine)->stopped_by_signal() ? vmm::LogLevel::Info : vmm::LogLevel::Debug;
+    for (const std::string& line : (*machine)->describe_vcpus()) vmm::log(state_level, "{}", line);
     for (std::size_t i = 0; i < shares.size(); ++i) {
         for (const std::string& line : shares[i]->pci->describe())
             vmm::log(state_level, "virtio-fs \"{}\": {}", config.fs[i].tag, line);

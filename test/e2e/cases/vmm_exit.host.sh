@@ -58,12 +58,14 @@ tr -d '\r' <"$log"
 grep -q 'stopped by Interrupt' "$log" || fail "sigint boot: the VMM did not report being stopped by SIGINT"
 grep -q 'kernel: bzImage, entered at 0x100200' "$log" ||
   fail "sigint boot: the VMM did not report loading $E2E_KERNEL as a bzImage"
-# Stopped from outside: the VMM reports the device (the driver bound it: DRIVER_OK) and its
-# rings, for the case where the guest was stuck.
+# Stopped from outside: the VMM reports each vCPU's interrupts, the device (the driver bound
+# it: DRIVER_OK) and its rings, for the case where the guest was stuck.
 grep -q 'virtio-fs "share": device status 0x0f, ISR' "$log" ||
   fail "sigint boot: the VMM did not report the device's status and interrupts"
 grep -q 'virtio-fs "share": queue 1: split ring of' "$log" ||
   fail "sigint boot: the VMM did not report the request queue's ring"
+grep -q 'vCPU 0: .*LAPIC TPR' "$log" ||
+  fail "sigint boot: the VMM did not report vCPU 0's interrupt state"
 
 [ "$bad" -eq 0 ] || exit 1
 echo "E2E-PASS: vmm_exit"
