@@ -37,9 +37,7 @@ const char* mp_state_name(uint32_t state) {
 std::string apic_vectors(const kvm_lapic_state& lapic, uint32_t base) {
     std::string list;
     for (uint32_t reg = 0; reg < 8; ++reg) {
-        uint32_t bits;
-        std::memcpy(&bits, lapic.regs + base + reg * 0x10, sizeof bits);
-        for (; bits != 0; bits &= bits - 1) {
+        for (uint32_t bits = get_apic_reg(lapic, base + reg * 0x10); bits != 0; bits &= bits - 1) {
             const uint32_t vector = reg * 32 + static_cast<uint32_t>(std::countr_zero(bits));
             list += fmt::format("{}{:#04x}", list.empty() ? "" : " ", vector);
         }
@@ -57,11 +55,16 @@ std::string format_cpu_state(const kvm_regs& regs, const kvm_sregs& sregs) {
         segment("cs", sregs.cs), segment("ss", sregs.ss));
 }
 
+uint32_t get_apic_reg(const kvm_lapic_state& lapic, uint32_t offset) {
+    uint32_t value;
+    std::memcpy(&value, lapic.regs + offset, sizeof value);
+    return value;
+}
+
 std::string format_interrupt_state(const kvm_mp_state& mp, const kvm_regs& regs,
                                    const kvm_vcpu_events& events, const kvm_lapic_state& lapic) {
     constexpr uint32_t kApicTpr = 0x80, kApicIsr = 0x100, kApicIrr = 0x200;
-    uint32_t tpr;
-    std::memcpy(&tpr, lapic.regs + kApicTpr, sizeof tpr);
+    const uint32_t tpr = get_apic_reg(lapic, kApicTpr);
     const std::string held =
         events.interrupt.injected ? fmt::format("vector {:#04x}", events.interrupt.nr) : "none";
     return fmt::format(

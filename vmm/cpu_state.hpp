@@ -15,6 +15,9 @@ std::string format_cpu_state(const kvm_regs& regs, const kvm_sregs& sregs);
 // an event KVM holds for injection, and the local APIC's TPR, in-service and requested
 // vectors. A device interrupt requested but never taken, or a vector left in service (no
 // EOI) above it, shows here.
+// The 32-bit local APIC register at `offset` in KVM's copy of the register page.
+uint32_t get_apic_reg(const kvm_lapic_state& lapic, uint32_t offset);
+
 std::string format_interrupt_state(const kvm_mp_state& mp, const kvm_regs& regs,
                                    const kvm_vcpu_events& events, const kvm_lapic_state& lapic);
 

@@ -36,12 +36,6 @@ kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code) {
     return s;
 }
 
-uint32_t get_apic_reg(const kvm_lapic_state& lapic, uint32_t offset) {
-    uint32_t v;
-    std::memcpy(&v, lapic.regs + offset, 4);
-    return v;
-}
-
 void set_apic_reg(kvm_lapic_state& lapic, uint32_t offset, uint32_t value) {
     std::memcpy(lapic.regs + offset, &value, 4);
 }
