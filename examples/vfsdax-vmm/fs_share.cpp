@@ -69,8 +69,8 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
                 }
                 if (*repaired > 0) {
                     vmm::log(vmm::LogLevel::Info,
-                             "virtio-fs \"{}\": the host shrank files the guest has mapped: {} DAX "
-                             "window range(s) past their end now read as zeros",
+                             "virtio-fs \"{}\": files the guest has mapped shrank: {} DAX window "
+                             "range(s) past their file's end read as zeros until it grows again",
                              tag, *repaired);
                 }
                 return *repaired;

@@ -103,10 +103,10 @@ int main(int argc, char** argv) {
         if (!shares[i]->mapper) continue;
         const fs::DaxStats dax = shares[i]->mapper->stats();
         vmm::log(vmm::LogLevel::Info,
-                 "virtio-fs \"{}\" DAX: {} setups, {} removals, {} repairs, {} faulted pages, "
-                 "{} mappings live ({} bytes)",
-                 config.fs[i].tag, dax.setups, dax.removals, dax.repairs, dax.faulted_pages,
-                 dax.mappings_live, dax.bytes_mapped);
+                 "virtio-fs \"{}\" DAX: {} setups, {} removals, {} repairs, {} restores, {} "
+                 "faulted pages, {} mappings live ({} bytes)",
+                 config.fs[i].tag, dax.setups, dax.removals, dax.repairs, dax.restores,
+                 dax.faulted_pages, dax.mappings_live, dax.bytes_mapped);
     }
     return status;
 }

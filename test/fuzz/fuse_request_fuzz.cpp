@@ -31,6 +31,7 @@ public:
         return {};
     }
     std::expected<void, int> unmap(uint64_t, uint64_t) override { return {}; }
+    std::expected<void, int> follow_file_size(uint64_t) override { return {}; }
     std::expected<void, int> sync(uint64_t) override { return {}; }
     std::expected<void, int> sync_all() override { return {}; }
     std::expected<void, int> reset() override { return {}; }

@@ -59,6 +59,17 @@ std::expected<uint64_t, int> first_unreadable(const std::byte* at, uint64_t leng
     return bad * page;
 }
 
+// A descriptor the mapper keeps for an extent: the same open file, closed with the last
+// extent that refers to it.
+std::expected<HeldFile, int> hold(int fd) {
+    const int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return std::unexpected(errno);
+    return HeldFile(new int(copy), [](const int* held) {
+        ::close(*held);
+        delete held;
+    });
+}
+
 }  // namespace
 
 std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& config) {
@@ -74,6 +85,11 @@ std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& c
     return mapper;
 }
 
+DaxMapper::DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits)
+    : region_(std::move(region)),
+      table_(limits),
+      faulted_bits_(new std::atomic<uint64_t>[(region_.size() / page_size() + 63) / 64]()) {}
+
 DaxMapper::~DaxMapper() {
     unwatch_for_faults(this);
 }
@@ -83,7 +99,10 @@ bool DaxMapper::zero_faulting_page(const void* address) noexcept {
     const auto start = reinterpret_cast<uintptr_t>(region_.host());
     if (at < start || at - start >= region_.size()) return false;
     const uint64_t page = page_size();
-    if (!region_.discard((at - start) / page * page, page)) return false;
+    const uint64_t index = (at - start) / page;
+    if (!region_.discard(index * page, page)) return false;
+    faulted_bits_[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
+    faults_pending_.store(true, std::memory_order_release);
     faulted_pages_.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
@@ -101,8 +120,11 @@ std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const 
     for (const FileExtent& e : extents) {
         struct stat st;
         if (fstat(e.fd, &st) != 0) return std::unexpected(EBADF);
+        auto held = hold(e.fd);
+        if (!held) return std::unexpected(held.error());
         const auto size = static_cast<uint64_t>(st.st_size);
-        pieces.push_back({e.offset, e.length, (size + page - 1) / page * page});
+        pieces.push_back({e.offset, e.length, (size + page - 1) / page * page,
+                          MappedExtent::kNotShadowed, std::move(*held)});
         if (__builtin_add_overflow(total, e.length, &total)) total = ~uint64_t{0};
     }
     std::lock_guard lock(mutex_);
@@ -137,6 +159,13 @@ std::expected<void, int> DaxMapper::unmap(uint64_t window_offset, uint64_t lengt
     return {};
 }
 
+std::expected<void, int> DaxMapper::follow_file_size(uint64_t owner) {
+    std::lock_guard lock(mutex_);
+    if (auto ok = absorb_faulted_pages(); !ok) return ok;
+    if (table_.shadowed_extents() == 0) return {};
+    return restore_covered(owner);
+}
+
 std::expected<void, int> DaxMapper::sync(uint64_t owner) {
     return sync_ranges(owner);
 }
@@ -161,66 +190,143 @@ std::expected<void, int> DaxMapper::sync_ranges(std::optional<uint64_t> owner) {
     return result;
 }
 
+std::expected<void, int> DaxMapper::shadow(uint64_t at, MappedExtent& e, uint64_t from) {
+    const uint64_t end = e.file_backed();
+    if (from >= end) return {};
+    if (auto ok = region_.discard(at + from, end - from); !ok) return ok;
+    e.shadowed_from = from;
+    ++repairs_;
+    return {};
+}
+
+std::expected<void, int> DaxMapper::restore(uint64_t at, MappedExtent& e, bool writable) {
+    if (!e.shadowed() || !e.file) return {};
+    struct stat st;
+    if (fstat(*e.file, &st) != 0) return std::unexpected(errno);
+    // Only a regular file says by its size how far it can be mapped.
+    if (!S_ISREG(st.st_mode)) return {};
+    const uint64_t page = page_size();
+    const uint64_t end = (static_cast<uint64_t>(st.st_size) + page - 1) / page * page;
+    const uint64_t covered = end > e.file_offset ? std::min(e.length, end - e.file_offset) : 0;
+    const uint64_t from = e.shadowed_from;
+    if (covered <= from) return {};
+    if (auto ok = region_.map(at + from, covered - from, *e.file, e.file_offset + from, writable);
+        !ok) {
+        return ok;
+    }
+    e.shadowed_from = covered == e.length ? MappedExtent::kNotShadowed : covered;
+    e.file_end_when_mapped = std::max(e.file_end_when_mapped, end);
+    ++restores_;
+    return {};
+}
+
+std::expected<void, int> DaxMapper::restore_covered(std::optional<uint64_t> owner) {
+    std::expected<void, int> result;
+    table_.for_each_extent(owner, [&](uint64_t at, MappedExtent& e, const Mapping& m) {
+        if (auto ok = restore(at, e, m.writable); !ok && result) result = ok;
+    });
+    return result;
+}
+
+std::expected<void, int> DaxMapper::absorb_faulted_pages() {
+    if (!faults_pending_.exchange(false, std::memory_order_acquire)) return {};
+    const uint64_t page = page_size();
+    const uint64_t words = (region_.size() / page + 63) / 64;
+    std::expected<void, int> result;
+    for (uint64_t w = 0; w < words; ++w) {
+        for (uint64_t bits = faulted_bits_[w].exchange(0, std::memory_order_relaxed); bits != 0;
+             bits &= bits - 1) {
+            const uint64_t offset = (w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits))) * page;
+            const Mapping* m = table_.find(offset);
+            if (m == nullptr) continue;  // anonymous memory, or the guest removed it since
+            table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping& in) {
+                if (offset < at || offset - at >= e.length) return;
+                auto ok = shadow(at, e, offset - at);
+                if (ok) ok = restore(at, e, in.writable);
+                if (!ok && result) result = ok;
+            });
+        }
+    }
+    return result;
+}
+
 std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     if (window_offset >= region_.size()) return std::unexpected(EINVAL);
     std::lock_guard lock(mutex_);
+    if (auto ok = absorb_faulted_pages(); !ok) return ok;
     const Mapping* m = table_.find(window_offset);
     if (m == nullptr) return std::unexpected(ENOENT);
     if (m->dead) return {};
-    if (auto ok = region_.discard(m->offset, m->length); !ok) return ok;
-    (void)table_.kill(m->offset, m->length);
+    const uint64_t page = page_size();
+    const uint64_t fault_page = window_offset / page * page;
+    std::optional<std::expected<void, int>> handled;  // empty: the file covers the page
+    table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping&) {
+        if (fault_page < at || fault_page - at >= e.length) return;
+        const uint64_t in_extent = fault_page - at;
+        if (in_extent >= e.file_backed()) {
+            handled = std::expected<void, int>{};  // shadowed already
+            return;
+        }
+        auto intact = readable(region_.host() + fault_page);
+        if (!intact) {
+            handled = std::unexpected(intact.error());
+        } else if (!*intact) {
+            auto cut = first_unreadable(region_.host() + at, in_extent + page);
+            handled = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
+        }
+    });
+    if (handled) return *handled;
+    const uint64_t offset = m->offset, length = m->length;
+    if (auto ok = region_.discard(offset, length); !ok) return ok;
+    (void)table_.kill(offset, length);
     ++repairs_;
     return {};
 }
 
 std::expected<std::size_t, int> DaxMapper::repair_truncated(TruncationScope scope) {
     std::lock_guard lock(mutex_);
-    auto ranges = ranges_past_end(true);
-    if (ranges && ranges->empty() && scope == TruncationScope::CutOrAnyPastEnd) {
-        ranges = ranges_past_end(false);
+    if (auto ok = absorb_faulted_pages(); !ok) return std::unexpected(ok.error());
+    auto shadowed = shadow_past_end(true);
+    if (shadowed && *shadowed == 0 && scope == TruncationScope::CutOrAnyPastEnd) {
+        shadowed = shadow_past_end(false);
     }
-    if (!ranges) return std::unexpected(ranges.error());
-    for (const WindowRange& r : *ranges) {
-        if (auto ok = region_.discard(r.offset, r.length); !ok) return std::unexpected(ok.error());
-        // Each range ends where its extent ends, so the split needs no extra extent.
-        (void)table_.kill(r.offset, r.length);
-        ++repairs_;
-    }
-    return ranges->size();
+    if (!shadowed) return shadowed;
+    if (auto ok = restore_covered(std::nullopt); !ok) return std::unexpected(ok.error());
+    return shadowed;
 }
 
-std::expected<std::vector<WindowRange>, int> DaxMapper::ranges_past_end(
-    bool cut_since_mapped) const {
-    std::vector<WindowRange> ranges;
-    for (const Mapping& m : table_.snapshot()) {
-        uint64_t at = m.offset;
-        for (const MappedExtent& e : m.extents) {
-            // The part to look at: where a fault means the file shrank since it was mapped, or
-            // the whole extent.
-            uint64_t length = e.length;
-            if (cut_since_mapped) {
-                const uint64_t end = e.file_end_when_mapped;
-                length = end > e.file_offset ? std::min(e.length, end - e.file_offset) : 0;
-            }
-            const std::byte* host = region_.host() + at;
-            if (length > 0) {
-                auto intact = readable(host + length - page_size());
-                if (!intact) return std::unexpected(intact.error());
-                if (!*intact) {
-                    auto cut = first_unreadable(host, length);
-                    if (!cut) return std::unexpected(cut.error());
-                    ranges.push_back({at + *cut, e.length - *cut});
-                }
-            }
-            at += e.length;
+std::expected<std::size_t, int> DaxMapper::shadow_past_end(bool cut_since_mapped) {
+    std::size_t count = 0;
+    std::expected<void, int> result;
+    table_.for_each_extent(std::nullopt, [&](uint64_t at, MappedExtent& e, const Mapping&) {
+        if (!result) return;
+        // The part to look at: where a fault means the file shrank since it was mapped, or
+        // all that still maps the file.
+        uint64_t length = e.file_backed();
+        if (cut_since_mapped) {
+            const uint64_t end = e.file_end_when_mapped;
+            length = end > e.file_offset ? std::min(length, end - e.file_offset) : 0;
         }
-    }
-    return ranges;
+        if (length == 0) return;
+        const std::byte* host = region_.host() + at;
+        auto intact = readable(host + length - page_size());
+        if (!intact) {
+            result = std::unexpected(intact.error());
+        } else if (!*intact) {
+            auto cut = first_unreadable(host, length);
+            result = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
+            if (result) ++count;
+        }
+    });
+    if (!result) return std::unexpected(result.error());
+    return count;
 }
 
 std::expected<void, int> DaxMapper::reset() {
     std::lock_guard lock(mutex_);
     table_.clear();
+    // The faulted pages lay in mappings that are gone now.
+    (void)absorb_faulted_pages();
     return region_.discard(0, region_.size());
 }
 
@@ -229,10 +335,12 @@ DaxStats DaxMapper::stats() const {
     return DaxStats{table_.live_mappings(),
                     table_.dead_mappings(),
                     table_.extents(),
+                    table_.shadowed_extents(),
                     table_.bytes_mapped(),
                     setups_,
                     removals_,
                     repairs_,
+                    restores_,
                     faulted_pages_.load(std::memory_order_relaxed)};
 }
 

@@ -22,12 +22,22 @@ Mapping slice(const Mapping& m, uint64_t from, uint64_t to) {
         const uint64_t lo = std::max(from, start);
         const uint64_t hi = std::min(to, end);
         if (lo < hi) {
-            piece.extents.push_back(
-                {e.file_offset + (lo - start), hi - lo, e.file_end_when_mapped});
+            // The shadow, counted from the piece's start: whatever of it falls inside.
+            uint64_t shadowed_from = MappedExtent::kNotShadowed;
+            if (e.shadowed() && e.shadowed_from < hi - start) {
+                shadowed_from = e.shadowed_from > lo - start ? e.shadowed_from - (lo - start) : 0;
+            }
+            piece.extents.push_back({e.file_offset + (lo - start), hi - lo, e.file_end_when_mapped,
+                                     shadowed_from, e.file});
         }
         start = end;
     }
     return piece;
+}
+
+std::ptrdiff_t shadowed_in(std::span<const MappedExtent> extents) {
+    return std::count_if(extents.begin(), extents.end(),
+                         [](const MappedExtent& e) { return e.shadowed(); });
 }
 
 }  // namespace
@@ -52,11 +62,13 @@ MappingTable::Cut MappingTable::plan_cut(uint64_t offset, uint64_t end) const {
         const uint64_t m_end = m.offset + m.length;
         cut.removed.push_back(it->first);
         cut.extent_delta -= static_cast<std::ptrdiff_t>(m.extents.size());
+        cut.shadowed_delta -= shadowed_in(m.extents);
         if (m.offset < offset) cut.remnants.push_back(slice(m, m.offset, offset));
         if (m_end > end) cut.remnants.push_back(slice(m, end, m_end));
     }
     for (const Mapping& r : cut.remnants) {
         cut.extent_delta += static_cast<std::ptrdiff_t>(r.extents.size());
+        cut.shadowed_delta += shadowed_in(r.extents);
     }
     return cut;
 }
@@ -68,6 +80,7 @@ std::expected<void, int> MappingTable::apply(const Cut& cut, std::ptrdiff_t extr
     for (uint64_t key : cut.removed) mappings_.erase(key);
     for (const Mapping& r : cut.remnants) mappings_.emplace(r.offset, r);
     extent_count_ = static_cast<std::size_t>(count);
+    shadowed_count_ += cut.shadowed_delta;
     return {};
 }
 
@@ -86,6 +99,7 @@ std::expected<void, int> MappingTable::insert(uint64_t offset,
     if (auto ok = check_range(offset, total); !ok) return ok;
     const Cut cut = plan_cut(offset, offset + total);
     if (auto ok = apply(cut, static_cast<std::ptrdiff_t>(extents.size())); !ok) return ok;
+    shadowed_count_ += shadowed_in(extents);
     mappings_.emplace(offset, Mapping{offset, total, owner, writable, false,
                                       std::vector<MappedExtent>(extents.begin(), extents.end())});
     return {};
@@ -99,6 +113,7 @@ std::expected<void, int> MappingTable::remove(uint64_t offset, uint64_t length) 
 void MappingTable::clear() {
     mappings_.clear();
     extent_count_ = 0;
+    shadowed_count_ = 0;
 }
 
 const Mapping* MappingTable::find(uint64_t offset) const {

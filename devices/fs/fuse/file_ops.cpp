@@ -105,6 +105,7 @@ Outcome FuseServer::Impl::write(Call& c) {
                        (in->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0);
     c.body.consumed(in->size);
     if (!n) return c.reply.error(n.error());
+    if (int error = window_follows_size(c.in.nodeid)) return c.reply.error(error);
     fuse_write_out out{};
     out.size = static_cast<uint32_t>(std::min<uint64_t>(*n, in->size));
     return c.reply.reply(out);
@@ -151,7 +152,8 @@ Outcome FuseServer::Impl::fallocate(Call& c) {
     auto in = c.body.take<fuse_fallocate_in>();
     if (!in) return c.reply.error(in.error());
     auto r = fs_.fallocate(c.ctx, c.in.nodeid, in->fh, in->offset, in->length, in->mode);
-    return c.reply.finish(r ? 0 : r.error());
+    if (!r) return c.reply.error(r.error());
+    return c.reply.finish(window_follows_size(c.in.nodeid));
 }
 
 Outcome FuseServer::Impl::lseek(Call& c) {
@@ -174,6 +176,7 @@ Outcome FuseServer::Impl::copy_file_range(Call& c) {
     auto n = fs_.copy_file_range(c.ctx, c.in.nodeid, in->fh_in, in->off_in, in->nodeid_out,
                                  in->fh_out, in->off_out, length, in->flags);
     if (!n) return c.reply.error(n.error());
+    if (int error = window_follows_size(in->nodeid_out)) return c.reply.error(error);
     fuse_write_out out{};
     out.size = static_cast<uint32_t>(std::min<uint64_t>(*n, length));
     return c.reply.reply(out);

@@ -1,4 +1,5 @@
-// DAX window opcodes: SETUPMAPPING and REMOVEMAPPING, through the Mapper (ENOSYS without one).
+// DAX window opcodes: SETUPMAPPING and REMOVEMAPPING, through the Mapper (ENOSYS without one),
+// and the window following a size change.
 #include "fuse/server_impl.hpp"
 
 namespace vfsdax::fs {
@@ -48,6 +49,12 @@ Outcome FuseServer::Impl::remove_mapping(Call& c) {
         if (auto r = mapper_->unmap(one->moffset, one->len); !r) return c.reply.error(r.error());
     }
     return c.reply.finish(0);
+}
+
+int FuseServer::Impl::window_follows_size(NodeId node) {
+    if (!mapper_) return 0;
+    auto r = mapper_->follow_file_size(node);
+    return r ? 0 : r.error();
 }
 
 }  // namespace vfsdax::fs

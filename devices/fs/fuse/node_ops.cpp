@@ -83,6 +83,9 @@ Outcome FuseServer::Impl::setattr(Call& c) {
     if (in->atimensec >= 1000000000 || in->mtimensec >= 1000000000) return c.reply.error(EINVAL);
     auto attr = fs_.setattr(c.ctx, c.in.nodeid, set);
     if (!attr) return c.reply.error(attr.error());
+    if (in->valid & FATTR_SIZE) {
+        if (int error = window_follows_size(c.in.nodeid)) return c.reply.error(error);
+    }
     return c.reply.reply(attr_out(*attr));
 }
 

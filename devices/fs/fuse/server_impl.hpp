@@ -82,6 +82,9 @@ private:
     // mapping_ops.cpp
     Outcome setup_mapping(Call& call);
     Outcome remove_mapping(Call& call);
+    // After a request that may have changed `node`'s size, before its reply: the DAX window
+    // follows (Mapper::follow_file_size). 0, or the errno to answer with.
+    int window_follows_size(NodeId node);
 
     // Replies with an entry, or forgets it again when the reply cannot carry it.
     uint32_t reply_entry(Call& call, const Entry& entry);

@@ -131,3 +131,47 @@ TEST_CASE("windows are watched from creation to destruction") {
     mappers.pop_back();  // frees a slot
     CHECK(DaxMapper::create({DaxMapper::kWindowUnit, 1}).has_value());
 }
+
+TEST_CASE("a page the handler zeroed past the end is the file's again once the file grows") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    TempFile file(4);
+    auto mapper = make_mapper();
+    const FileExtent extent{file.fd(), 0, 4 * P};
+    REQUIRE(mapper->map(0, {&extent, 1}, true, 1));
+    REQUIRE(ftruncate(file.fd(), P) == 0);
+    std::byte* window = mapper->window();
+    std::vector<std::byte> copy(16);
+    std::memcpy(copy.data(), window + 2 * P, copy.size());  // zeroed by the handler
+    CHECK(mapper->stats().faulted_pages == 1);
+    // Only the page the device touched was zeroed; the next locked call shadows the rest of
+    // the range past the end, so nothing there can fault again.
+    REQUIRE(mapper->repair_truncated(DaxMapper::TruncationScope::CutSinceMapped));
+    CHECK(kernel_can_read(window + 3 * P));
+    CHECK(mapper->stats().extents_shadowed == 1);
+    // The guest grows the file: the range maps the file again, stores reach it.
+    REQUIRE(ftruncate(file.fd(), 4 * P) == 0);
+    REQUIRE(mapper->follow_file_size(1));
+    CHECK(mapper->stats().extents_shadowed == 0);
+    window[2 * P + 3] = std::byte{0x6d};
+    unsigned char byte = 0;
+    REQUIRE(pread(file.fd(), &byte, 1, 2 * P + 3) == 1);
+    CHECK(byte == 0x6d);
+    CHECK(mapper->stats().faulted_pages == 1);
+}
+
+TEST_CASE("after a store into a read-only range, the next locked call maps the file back") {
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    TempFile file(4);
+    auto mapper = make_mapper();
+    const FileExtent extent{file.fd(), 0, 4 * P};
+    REQUIRE(mapper->map(0, {&extent, 1}, false, 1));
+    std::byte* window = mapper->window();
+    std::memset(window + P + 8, 0x42, 16);  // the device's store lands on zeros
+    CHECK(mapper->stats().faulted_pages == 1);
+    REQUIRE(mapper->follow_file_size(1));
+    // The guest reads its file through the range again; the store never reached the file.
+    CHECK(matches_file(window, 0, 4 * P));
+    CHECK_FALSE(kernel_can_write(window + P));
+    CHECK(mapper->stats().extents_shadowed == 0);
+    CHECK(mapper->stats().mappings_live == 1);
+}

@@ -268,7 +268,7 @@ TEST_CASE("setups fail with ENOSPC while the extent limit is reached, and work a
     CHECK(matches_file(mapper->window() + 2 * kUnit, P, P));
 }
 
-TEST_CASE("after the host truncates a mapped file, repair turns the range into zeros") {
+TEST_CASE("repair at an address past the end shadows from the end; growth maps the file back") {
     TempFile file(4);
     auto mapper = make_mapper();
     std::byte* at = mapper->window() + kUnit;
@@ -280,25 +280,55 @@ TEST_CASE("after the host truncates a mapped file, repair turns the range into z
 
     REQUIRE(mapper->repair(kUnit + 2 * P + 8));
     CHECK(kernel_can_read(at + 2 * P));
-    CHECK(all_zero(at, 4 * P));
+    CHECK(all_zero(at + P, 3 * P));
+    CHECK(static_cast<unsigned char>(at[10]) == 0x42);  // the page inside the file is the file's
     auto stats = mapper->stats();
-    CHECK(stats.mappings_live == 0);
-    CHECK(stats.mappings_dead == 1);
+    CHECK(stats.mappings_live == 1);
+    CHECK(stats.mappings_dead == 0);
+    CHECK(stats.extents_shadowed == 1);
     CHECK(stats.repairs == 1);
-    CHECK(stats.bytes_mapped == 0);
-    // What the guest wrote before the truncation is still the file's.
-    unsigned char byte = 0;
-    REQUIRE(pread(file.fd(), &byte, 1, 10) == 1);
-    CHECK(byte == 0x42);
+    CHECK(stats.bytes_mapped == 4 * P);
 
-    // A second vCPU faulting on the same mapping finds it repaired already.
-    CHECK(mapper->repair(kUnit));
+    // A second vCPU faulting on the same range finds it repaired already.
+    CHECK(mapper->repair(kUnit + 3 * P));
     CHECK(mapper->stats().repairs == 1);
-    CHECK(mapper->sync(7));
     CHECK(error_of(mapper->repair(0)) == ENOENT);
-    // The guest's own REMOVEMAPPING of the dead range still succeeds.
+
+    // The file grows: from the owner's next size change on, the range is the file again.
+    REQUIRE(ftruncate(file.fd(), 3 * P) == 0);
+    REQUIRE(mapper->follow_file_size(7));
+    CHECK(mapper->stats().restores == 1);
+    CHECK(mapper->stats().extents_shadowed == 1);  // the last page is still past the end
+    at[2 * P + 1] = std::byte{0x33};
+    unsigned char byte = 0;
+    REQUIRE(pread(file.fd(), &byte, 1, 2 * P + 1) == 1);
+    CHECK(byte == 0x33);
+    CHECK(mapper->sync(7));
+    // The guest's own REMOVEMAPPING takes it all.
     REQUIRE(mapper->unmap(kUnit, 4 * P));
-    CHECK(mapper->stats().mappings_dead == 0);
+    CHECK(mapper->stats().mappings_live == 0);
+    CHECK(mapper->stats().extents_shadowed == 0);
+}
+
+TEST_CASE("follow_file_size maps back only its owner's ranges, and only what the file covers") {
+    TempFile first(4), second(4);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(0, whole(first.fd(), 0, 4 * P), true, 1));
+    REQUIRE(mapper->map(kUnit, whole(second.fd(), 0, 4 * P), true, 2));
+    REQUIRE(ftruncate(first.fd(), P) == 0);
+    REQUIRE(ftruncate(second.fd(), P) == 0);
+    CHECK(mapper->repair_truncated(kScan) == 2u);
+    REQUIRE(ftruncate(first.fd(), 4 * P) == 0);
+    REQUIRE(ftruncate(second.fd(), 4 * P) == 0);
+    REQUIRE(mapper->follow_file_size(1));
+    CHECK(kernel_can_write(mapper->window() + 3 * P));
+    CHECK(mapper->stats().extents_shadowed == 1);  // owner 2's waits for its own change
+    CHECK(mapper->repair_truncated(kScan) == 0u);  // or for the scan, which maps it back too
+    CHECK(mapper->stats().extents_shadowed == 0);
+    CHECK(mapper->stats().restores == 2);
+    // Nothing shadowed: a cheap no-op.
+    REQUIRE(mapper->follow_file_size(1));
+    CHECK(mapper->stats().restores == 2);
 }
 
 TEST_CASE("repair_truncated repairs exactly what the host cut off a mapped file") {
@@ -323,8 +353,9 @@ TEST_CASE("repair_truncated repairs exactly what the host cut off a mapped file"
     auto stats = mapper->stats();
     CHECK(stats.repairs == 1);
     CHECK(stats.mappings_live == 2);
-    CHECK(stats.mappings_dead == 1);
-    CHECK(stats.bytes_mapped == 2 * P + 4 * P);
+    CHECK(stats.mappings_dead == 0);
+    CHECK(stats.extents_shadowed == 1);
+    CHECK(stats.bytes_mapped == 16 * P + 4 * P);
 
     // The small file grows: the guest reads the new part through its old mapping.
     std::vector<unsigned char> page(P, 0x77);
@@ -332,9 +363,9 @@ TEST_CASE("repair_truncated repairs exactly what the host cut off a mapped file"
     CHECK(static_cast<unsigned char>(small_at[3 * P + 5]) == 0x77);
     CHECK(mapper->repair_truncated(kAfterFault) == 0u);
 
-    // The guest's REMOVEMAPPING of its whole range takes the live and the dead part.
+    // The guest's REMOVEMAPPING of its whole range takes the shadowed part too.
     REQUIRE(mapper->unmap(kUnit, 16 * P));
-    CHECK(mapper->stats().mappings_dead == 0);
+    CHECK(mapper->stats().extents_shadowed == 0);
     CHECK(mapper->stats().mappings_live == 1);
 }
 
@@ -351,8 +382,17 @@ TEST_CASE("repair_truncated cuts one extent of a multi-extent mapping and keeps 
     CHECK(matches_file(mapper->window(), 0, P));
     CHECK(all_zero(mapper->window() + P, 3 * P));
     CHECK(matches_file(mapper->window() + 4 * P, 0, 4 * P));
-    CHECK(mapper->stats().mappings_live == 2);
+    CHECK(mapper->stats().mappings_live == 1);
     CHECK(mapper->stats().extents == 2);
+    CHECK(mapper->stats().extents_shadowed == 1);
+    // The first file grows back: only its extent is mapped again.
+    REQUIRE(ftruncate(first.fd(), 4 * P) == 0);
+    REQUIRE(mapper->follow_file_size(1));
+    CHECK(mapper->stats().extents_shadowed == 0);
+    CHECK(all_zero(mapper->window() + P, 3 * P));  // the regrown part of the file: zeros
+    CHECK(kernel_can_read(mapper->window() + 3 * P));
+    CHECK_FALSE(kernel_can_write(mapper->window() + 3 * P));  // still read-only
+    CHECK(matches_file(mapper->window() + 4 * P, 0, 4 * P));
 }
 
 TEST_CASE("without a range cut since mapped, repair_truncated takes every tail past the end") {
@@ -371,8 +411,44 @@ TEST_CASE("without a range cut since mapped, repair_truncated takes every tail p
     CHECK(matches_file(mapper->window(), 0, P));
     CHECK(all_zero(mapper->window() + 2 * P, 2 * P));
     CHECK(matches_file(mapper->window() + kUnit, 0, 2 * P));
-    CHECK(mapper->stats().mappings_dead == 1);
+    CHECK(mapper->stats().extents_shadowed == 1);
     CHECK(mapper->repair_truncated(kAfterFault) == 0u);
+}
+
+TEST_CASE("a store fault inside the file kills the mapping: zeros, the file untouched") {
+    TempFile file(4);
+    auto mapper = make_mapper();
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 0, 4 * P), false, 3));
+    REQUIRE(mapper->repair(kUnit + P));
+    CHECK(all_zero(mapper->window() + kUnit, 4 * P));
+    CHECK(kernel_can_write(mapper->window() + kUnit + P));
+    auto stats = mapper->stats();
+    CHECK(stats.mappings_dead == 1);
+    CHECK(stats.mappings_live == 0);
+    CHECK(mapper->repair(kUnit));  // dead already
+    CHECK(mapper->stats().repairs == 1);
+    REQUIRE(mapper->unmap(kUnit, 4 * P));
+    CHECK(mapper->stats().mappings_dead == 0);
+}
+
+TEST_CASE("each mapped extent holds its file open until it is removed") {
+    TempFile file(4);
+    auto mapper = make_mapper();
+    auto fds = [] {
+        int n = 0;
+        for (int fd = 0; fd < 4096; ++fd) n += fcntl(fd, F_GETFD) >= 0;
+        return n;
+    };
+    const int before = fds();
+    REQUIRE(mapper->map(0, whole(file.fd(), 0, 2 * P), true, 1));
+    REQUIRE(mapper->map(kUnit, whole(file.fd(), 0, 2 * P), true, 1));
+    CHECK(fds() == before + 2);
+    REQUIRE(mapper->unmap(0, P));  // half of one: its other half still holds the file
+    CHECK(fds() == before + 2);
+    REQUIRE(mapper->unmap(0, kUnit));
+    CHECK(fds() == before + 1);
+    REQUIRE(mapper->reset());
+    CHECK(fds() == before);
 }
 
 TEST_CASE("reset drops every mapping and zeroes the window") {

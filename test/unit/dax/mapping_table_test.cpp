@@ -332,3 +332,64 @@ TEST_CASE("killing part of a mapping leaves the rest live, with its extents") {
         CHECK(table.snapshot().size() == 1);
     }
 }
+
+TEST_CASE("a shadow follows its extent through cuts, and the table counts shadowed extents") {
+    auto table = make_table();
+    const Extents extents{{40 * P, 8 * P, 48 * P}, {7 * P, 4 * P, 12 * P}};
+    REQUIRE(table.insert(16 * P, extents, true, 3));
+    REQUIRE(table.insert(64 * P, pages(0, 4), false, 4));
+    // The first extent's last five pages lie past its file's end now.
+    table.for_each_extent(3, [](uint64_t at, MappedExtent& e, const Mapping&) {
+        if (at == 16 * P) e.shadowed_from = 3 * P;
+    });
+    CHECK(table.shadowed_extents() == 1);
+    std::vector<uint64_t> seen;
+    table.for_each_extent(std::nullopt,
+                          [&](uint64_t at, MappedExtent&, const Mapping&) { seen.push_back(at); });
+    CHECK(seen == std::vector<uint64_t>{16 * P, 24 * P, 64 * P});
+
+    SECTION("a cut through the shadow: each piece keeps its part of it") {
+        REQUIRE(table.remove(20 * P, 2 * P));
+        const auto all = table.snapshot();
+        REQUIRE(all.size() == 3);
+        REQUIRE(all[0].extents.size() == 1);
+        CHECK(all[0].extents[0].length == 4 * P);
+        CHECK(all[0].extents[0].shadowed_from == 3 * P);
+        CHECK(all[0].extents[0].file_backed() == 3 * P);
+        CHECK(all[1].offset == 22 * P);
+        CHECK(all[1].extents[0].file_offset == 46 * P);
+        CHECK(all[1].extents[0].shadowed_from == 0);  // all of it past the end
+        CHECK(all[1].extents[1].shadowed_from == MappedExtent::kNotShadowed);
+        CHECK(table.shadowed_extents() == 2);
+    }
+    SECTION("a cut before the shadow leaves a piece without one") {
+        REQUIRE(table.remove(18 * P, 6 * P));
+        const auto all = table.snapshot();
+        CHECK(all[0].extents[0].length == 2 * P);
+        CHECK_FALSE(all[0].extents[0].shadowed());
+        CHECK(table.shadowed_extents() == 0);
+    }
+    SECTION("replacing, killing and clearing forget the shadow") {
+        REQUIRE(table.kill(16 * P, 12 * P));
+        CHECK(table.shadowed_extents() == 0);
+        REQUIRE(table.insert(16 * P, extents, true, 3));
+        CHECK(table.shadowed_extents() == 0);
+        table.for_each_extent(
+            3, [](uint64_t, MappedExtent& e, const Mapping&) { e.shadowed_from = 0; });
+        CHECK(table.shadowed_extents() == 2);
+        table.clear();
+        CHECK(table.shadowed_extents() == 0);
+    }
+    SECTION("only the owner's extents are visited; a shadow lifted is counted off") {
+        int visits = 0;
+        table.for_each_extent(4, [&](uint64_t, MappedExtent&, const Mapping& m) {
+            CHECK(m.owner == 4);
+            ++visits;
+        });
+        CHECK(visits == 1);
+        table.for_each_extent(3, [](uint64_t, MappedExtent& e, const Mapping&) {
+            e.shadowed_from = MappedExtent::kNotShadowed;
+        });
+        CHECK(table.shadowed_extents() == 0);
+    }
+}

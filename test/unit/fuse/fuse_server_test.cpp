@@ -337,6 +337,10 @@ public:
         unmaps.push_back({window_offset, length});
         return {};
     }
+    std::expected<void, int> follow_file_size(uint64_t owner) override {
+        size_follows.push_back(owner);
+        return follow_result;
+    }
     std::expected<void, int> sync(uint64_t) override {
         ++syncs;
         return {};
@@ -356,6 +360,8 @@ public:
     };
     std::vector<Map> maps;
     std::vector<std::pair<uint64_t, uint64_t>> unmaps;
+    std::vector<uint64_t> size_follows;
+    std::expected<void, int> follow_result;
     int syncs = 0;
     int syncs_all = 0;
     int resets = 0;
@@ -403,6 +409,58 @@ TEST_CASE("SETUPMAPPING and REMOVEMAPPING reach the mapper, bounds checked", "[f
     fuse_fsync_in fsync{fh, 0, 0};
     CHECK(h.call(FUSE_FSYNC, entry.nodeid, {bytes_of(fsync)}).error() == 0);
     CHECK(mapper.syncs == 1);
+}
+
+TEST_CASE("every request that may change a file's size lets the window follow, before its reply",
+          "[fuse]") {
+    RecordingMapper mapper;
+    Harness h(FuseOptions{}, &mapper);
+    h.init();
+    std::ofstream(h.dir / "f") << std::string(8192, 'a');
+    std::ofstream(h.dir / "g") << std::string(8192, 'b');
+    const auto f = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>().nodeid;
+    const auto g = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("g")}).as<fuse_entry_out>().nodeid;
+    fuse_open_in open{O_RDWR, 0};
+    const auto f_fh = h.call(FUSE_OPEN, f, {bytes_of(open)}).as<fuse_open_out>().fh;
+    const auto g_fh = h.call(FUSE_OPEN, g, {bytes_of(open)}).as<fuse_open_out>().fh;
+
+    fuse_setattr_in mode{};
+    mode.valid = FATTR_MODE;
+    mode.mode = 0600;
+    REQUIRE(h.call(FUSE_SETATTR, f, {bytes_of(mode)}).error() == 0);
+    fuse_getattr_in getattr{};
+    REQUIRE(h.call(FUSE_GETATTR, f, {bytes_of(getattr)}).error() == 0);
+    CHECK(mapper.size_follows.empty());  // nothing that changes a size
+
+    fuse_setattr_in size{};
+    size.valid = FATTR_SIZE;
+    size.size = 100;
+    REQUIRE(h.call(FUSE_SETATTR, f, {bytes_of(size)}).error() == 0);
+    fuse_write_in write{};
+    write.fh = f_fh;
+    write.offset = 20000;
+    write.size = 4;
+    REQUIRE(h.call(FUSE_WRITE, f, {bytes_of(write), cstr("xyz")}).error() == 0);
+    fuse_fallocate_in fallocate{f_fh, 0, 40000, 0, 0};
+    REQUIRE(h.call(FUSE_FALLOCATE, f, {bytes_of(fallocate)}).error() == 0);
+    fuse_copy_file_range_in copy{};
+    copy.fh_in = f_fh;
+    copy.nodeid_out = g;
+    copy.fh_out = g_fh;
+    copy.off_out = 50000;
+    copy.len = 4096;
+    REQUIRE(h.call(FUSE_COPY_FILE_RANGE, f, {bytes_of(copy)}).error() == 0);
+    CHECK(mapper.size_follows == std::vector<uint64_t>{f, f, f, g});
+
+    // A window that cannot follow fails the request with its errno: the guest must not go on
+    // believing its stores reach the file.
+    mapper.follow_result = std::unexpected(ENOMEM);
+    size.size = 30000;
+    CHECK(h.call(FUSE_SETATTR, f, {bytes_of(size)}).error() == ENOMEM);
+    // A request the file system refused changed nothing and asks nothing of the window.
+    size.size = 1;
+    CHECK(h.call(FUSE_SETATTR, 999999, {bytes_of(size)}).error() != 0);
+    CHECK(mapper.size_follows.size() == 5);
 }
 
 TEST_CASE(

@@ -19,17 +19,28 @@ namespace vfsdax::fs {
 
 struct DaxStats {
     uint64_t mappings_live = 0;
-    uint64_t mappings_dead = 0;  // repaired after the host truncated their file
+    uint64_t mappings_dead = 0;  // killed: the guest stored into a read-only mapping
     uint64_t extents = 0;
-    uint64_t bytes_mapped = 0;  // live mappings only
-    uint64_t setups = 0;        // successful map() calls
-    uint64_t removals = 0;      // successful unmap() calls (REMOVEMAPPING entries)
-    uint64_t repairs = 0;
-    uint64_t faulted_pages = 0;  // device accesses past a truncated end, zeroed by the handler
+    uint64_t extents_shadowed = 0;  // now partly anonymous: their file ends before them
+    uint64_t bytes_mapped = 0;      // live mappings only
+    uint64_t setups = 0;            // successful map() calls
+    uint64_t removals = 0;          // successful unmap() calls (REMOVEMAPPING entries)
+    uint64_t repairs = 0;           // ranges shadowed or mappings killed
+    uint64_t restores = 0;          // shadowed ranges mapped back to their file
+    uint64_t faulted_pages = 0;     // device accesses past a file's end, zeroed by the handler
 };
 
 // Ties the mapping table to the host window. Every call may come from any thread (FUSE
 // workers map and unmap, the VMM repairs and reads statistics); one mutex serialises them.
+//
+// A window range the guest set up maps its file until the guest removes it. Where the file
+// ends before the range does (the host or the guest truncated it), the pages past the end
+// cannot be faulted in, and a guest or device access there would fault for ever or kill the
+// VMM; so the mapper *shadows* them: they become anonymous zeros, while the table still holds
+// the extent and a descriptor of the file. As soon as the file covers them again the file is
+// mapped back (follow_file_size() for the guest's own size changes, before the guest is
+// answered; the periodic repair_truncated() for the host's), so no store meant for the file
+// lands in the shadow. docs/dax.md has the rules case by case.
 //
 // The VMM registers [window(), window() + window_size()) once as a memory slot at the BAR's
 // guest address, and adds it to GuestMemory (add_unplaced_region, place_region when the BAR is
@@ -63,28 +74,35 @@ public:
     // (EACCES otherwise, EBADF for a bad or O_PATH fd). Over existing mappings this is checked
     // before anything changes, so a refused upgrade leaves the read-only mapping in place. Any
     // other refusal by mmap leaves the whole target range unmapped, and returns its errno.
+    // Each extent keeps a duplicate of its fd while it is mapped (EMFILE/ENFILE when none can
+    // be had), so a shadowed range can be mapped back.
     std::expected<void, int> map(uint64_t window_offset, std::span<const FileExtent> extents,
                                  bool writable, uint64_t owner) override;
     // FUSE_REMOVEMAPPING entry: the range reads as zeros afterwards.
     std::expected<void, int> unmap(uint64_t window_offset, uint64_t length) override;
+    // Maps the file back over `owner`'s shadowed ranges wherever the file covers them now.
+    // Errors: fstat's or mmap's errno; those ranges stay shadowed.
+    std::expected<void, int> follow_file_size(uint64_t owner) override;
     // msync of the owner's writable mappings; the caller fsyncs the file afterwards.
     std::expected<void, int> sync(uint64_t owner) override;
     // msync of every writable mapping, for FUSE_SYNCFS.
     std::expected<void, int> sync_all() override;
 
-    // For the VMM when KVM_RUN reports a fault at `window_offset` (the host shrank a mapped
-    // file, so the pages past its new end cannot be provided; or the guest wrote to a read-only
-    // mapping, which no driver does unprovoked): the mapping holding that offset
-    // becomes anonymous memory (zeros) and is marked dead, so re-entering the guest makes
-    // progress. Success too when that mapping is dead already (another vCPU repaired it).
+    // For a VMM whose KVM names the faulting address (KVM_EXIT_MEMORY_FAULT): when the page at
+    // `window_offset` lies past its file's end, its extent is shadowed from the file's end on
+    // (mapped back once the file covers it again); when the file covers it (the guest wrote to
+    // a read-only mapping, which no driver does unprovoked), the whole mapping becomes
+    // anonymous memory and is marked dead. Either way re-entering the guest makes progress.
+    // Success too when the page is shadowed or dead already (another vCPU repaired it).
     // ENOENT: no mapping holds the offset, it is anonymous memory already; EINVAL: outside
     // the window.
     std::expected<void, int> repair(uint64_t window_offset);
 
     // Which mapped ranges repair_truncated() may replace.
     enum class TruncationScope {
-        // Only ranges that could be read when they were mapped and no longer can: the host
-        // shrank the file under the guest. Safe to run at any time (the VMM scans periodically).
+        // Only ranges that could be read when they were mapped (or mapped back) and no longer
+        // can: the file shrank under the mapping. Safe to run at any time (the VMM scans
+        // periodically).
         CutSinceMapped,
         // Those; or, when there are none, every mapped range past its file's end. For after a
         // guest fault the first scope does not explain (the file grew after it was mapped,
@@ -96,12 +114,14 @@ public:
     // window page it cannot fault in only as an EFAULT from KVM_RUN, and while the guest has
     // interrupts on its asynchronous page faults retry such a page inside KVM_RUN, never
     // returning at all. Finds the mapped file ranges that lie past their file's end (see
-    // `scope`) and makes each of them, from its first page past the end, anonymous memory
-    // marked dead. Returns how many ranges it repaired; 0 when nothing is broken.
+    // `scope`) and shadows each of them from its first page past the end. Then maps the file
+    // back over every shadowed range the file covers again (the host grew it), and takes in
+    // the pages the fault handler zeroed. Returns how many ranges it shadowed; 0 when nothing
+    // is broken.
     //
-    // Mappings of small files reach past the end normally (the guest maps 2 MiB ranges), and
-    // the guest may read such a tail through the window once the file grows again; a repaired
-    // tail would read zeros then, which is why CutSinceMapped leaves them alone.
+    // Mappings of small files reach past the end normally (the guest maps 2 MiB ranges) and
+    // the guest never touches such a tail while it lies past the end, so CutSinceMapped leaves
+    // them alone: each shadow costs the host a mapping.
     //
     // Each mapped range is probed by copying one byte with process_vm_readv, which fails with
     // EFAULT where a load would raise SIGBUS: the kernel's own verdict, with no fd to keep per
@@ -112,9 +132,9 @@ public:
     std::expected<std::size_t, int> repair_truncated(TruncationScope scope);
 
     // For the SIGBUS handler of dax_fault_handler.hpp only (async-signal-safe, takes no lock):
-    // when `address` lies in this window, its page becomes anonymous zeros and true is
-    // returned. The mapping table is not touched; the periodic scan or the guest's
-    // REMOVEMAPPING tidies the rest of the range.
+    // when `address` lies in this window, its page becomes anonymous zeros, is noted for the
+    // next locked call (which shadows its extent from there and maps back what the file
+    // covers) and true is returned.
     bool zero_faulting_page(const void* address) noexcept;
 
     // Device reset: every mapping goes, the whole window reads as zeros again.
@@ -123,12 +143,21 @@ public:
     DaxStats stats() const;
 
 private:
-    DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits)
-        : region_(std::move(region)), table_(limits) {}
+    DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits);
     std::expected<void, int> sync_ranges(std::optional<uint64_t> owner);
-    // The ranges repair_truncated() replaces: those cut since mapped when `cut_since_mapped`,
-    // else every mapped range past its file's end. Caller holds mutex_.
-    std::expected<std::vector<WindowRange>, int> ranges_past_end(bool cut_since_mapped) const;
+
+    // The rest need mutex_ held.
+    // The window from byte `from` of extent `e` (at window offset `at`) becomes anonymous.
+    std::expected<void, int> shadow(uint64_t at, MappedExtent& e, uint64_t from);
+    // Maps the file back over the part of e's shadow that the file covers now.
+    std::expected<void, int> restore(uint64_t at, MappedExtent& e, bool writable);
+    std::expected<void, int> restore_covered(std::optional<uint64_t> owner);
+    // Shadows the mapped ranges past their file's end: those cut since mapped when
+    // `cut_since_mapped`, else every one. Returns how many.
+    std::expected<std::size_t, int> shadow_past_end(bool cut_since_mapped);
+    // Takes in the pages zero_faulting_page() zeroed: their extents are shadowed from there,
+    // and mapped back where the file covers them (a store into a read-only mapping).
+    std::expected<void, int> absorb_faulted_pages();
 
     mutable std::mutex mutex_;
     SharedMemoryRegion region_;
@@ -136,7 +165,11 @@ private:
     uint64_t setups_ = 0;
     uint64_t removals_ = 0;
     uint64_t repairs_ = 0;
+    uint64_t restores_ = 0;
     std::atomic<uint64_t> faulted_pages_{0};
+    // One bit per window page the fault handler zeroed and no locked call has taken in yet.
+    std::unique_ptr<std::atomic<uint64_t>[]> faulted_bits_;
+    std::atomic<bool> faults_pending_{false};
 };
 
 }  // namespace vfsdax::fs

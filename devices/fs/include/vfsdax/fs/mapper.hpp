@@ -30,6 +30,12 @@ public:
     virtual std::expected<void, int> map(uint64_t window_offset,
                                          std::span<const FileExtent> extents, bool writable,
                                          uint64_t owner) = 0;
+    // The file system changed the size of `owner`'s file for the guest (SETATTR, WRITE,
+    // FALLOCATE, COPY_FILE_RANGE), and the guest has not been answered yet. A window range of
+    // `owner` that the mapper had to take off its file while it lay past the file's end must
+    // map the file again wherever the file now covers it, before the guest can store there:
+    // the guest was told the range maps the file, and its stores must reach the file.
+    virtual std::expected<void, int> follow_file_size(uint64_t owner) = 0;
     // FUSE_REMOVEMAPPING, one entry.
     virtual std::expected<void, int> unmap(uint64_t window_offset, uint64_t length) = 0;
     // FSYNC and friends: write back what the guest dirtied through the window for `owner`.
