@@ -200,7 +200,7 @@ std::optional<std::string> stock_guest_obstacle(const KvmHostRoots& roots) {
     const std::optional<bool> flags = cpu_offers_virtualization(roots.proc / "cpuinfo");
     if (pvm && !hardware_module) {
         return fmt::format("/dev/kvm is kvm_pvm, which runs only PVM guest kernels{}",
-                           flags == false ? " (and the CPU offers neither VMX nor SVM)" : "");
+                           flags == false ? ", and the CPU offers neither VMX nor SVM" : "");
     }
     if (flags == false) {
         return std::string(

@@ -47,8 +47,8 @@ TEST_CASE("kvm_pvm without a hardware KVM module cannot run stock guests") {
     const auto why = stock_guest_obstacle(host.roots());
     REQUIRE(why);
     CHECK(*why ==
-          "/dev/kvm is kvm_pvm, which runs only PVM guest kernels (and the CPU offers neither "
-          "VMX nor SVM)");
+          "/dev/kvm is kvm_pvm, which runs only PVM guest kernels, and the CPU offers neither "
+          "VMX nor SVM");
 }
 
 TEST_CASE("kvm_pvm is named even when cpuinfo cannot be read") {
