@@ -19,6 +19,7 @@
 #include "cmos.hpp"
 #include "cpuid.hpp"
 #include "i8042.hpp"
+#include "kvm_check.hpp"
 #include "log.hpp"
 #include "mapped_file.hpp"
 
@@ -417,8 +418,9 @@ bool Machine::handle_exit(Vcpu& vcpu) {
                                         vcpu.describe_state()));
             return false;
         case KVM_EXIT_INTERNAL_ERROR:
-            request_stop(1, fmt::format("vCPU {}: KVM internal error, suberror {}; {}", vcpu.id(),
-                                        run->internal.suberror, vcpu.describe_state()));
+            request_stop(1, fmt::format("vCPU {}: {}; {}", vcpu.id(),
+                                        describe_internal_error(run->internal.suberror),
+                                        vcpu.describe_state()));
             return false;
         default:
             request_stop(1, fmt::format("vCPU {}: unexpected KVM exit reason {}; {}", vcpu.id(),

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fs_share.hpp"
+#include "kvm_check.hpp"
 #include "log.hpp"
 #include "machine.hpp"
 #include "vfsdax/fs/dax_fault_handler.hpp"
@@ -45,12 +46,38 @@ int main(int argc, char** argv) {
         fmt::print("{}", vmm_cli::help_text("vfsdax-vmm"));
         return 0;
     }
+    if (cli->check_kvm) {
+        // One line, for users and for the e2e rig's choice of mode. The cheap check first: a
+        // KVM it rejects could make the probe spin until its time limit.
+        std::string why;
+        if (auto obstacle = vmm::stock_guest_obstacle()) {
+            why = *obstacle;
+        } else if (auto probe = vmm::probe_stock_guest(); !probe) {
+            why = probe.error();
+        } else {
+            fmt::print(
+                "vfsdax-vmm: /dev/kvm runs stock guests (a probe guest went from real mode to "
+                "long mode with paging, ran privileged instructions and I/O in {:.1f} ms)\n",
+                static_cast<double>(probe->elapsed.count()) / 1000.0);
+            return 0;
+        }
+        fmt::print("vfsdax-vmm: /dev/kvm cannot run stock guests: {}\n", why);
+        return kStartError;
+    }
     const vmm_cli::VmConfig& config = cli->config;
     if (auto r = vmm_cli::validate(config); !r) {
         fmt::print(stderr, "vfsdax-vmm: {}\n", r.error());
         return kUsageError;
     }
     vmm::g_log_level = static_cast<vmm::LogLevel>(config.log_level);
+    // A KVM that cannot run a stock kernel takes one in for tens of seconds and then fails
+    // with an internal error: say so at once instead.
+    if (auto obstacle = vmm::stock_guest_obstacle()) {
+        vmm::log(vmm::LogLevel::Error,
+                 "/dev/kvm cannot run a stock Linux kernel: {} (`vfsdax-vmm --check-kvm` checks)",
+                 *obstacle);
+        return kStartError;
+    }
 
     if (!config.fs.empty()) {
         // Each inode the guest knows holds a host fd: the default soft limit (1024) runs out

@@ -352,6 +352,11 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
             out.help = true;
             return out;
         }
+        if (flag == "--check-kvm") {
+            if (args.size() != 1) return fail("--check-kvm: takes no other option");
+            out.check_kvm = true;
+            return out;
+        }
         if (!flag.starts_with("--"))
             return fail(fmt::format("{}: is not an option (see --help)", flag));
         if (flag != "--kernel" && flag != "--initrd" && flag != "--cmdline" && flag != "--cpus" &&
@@ -431,6 +436,10 @@ Options:
   --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto
                       (default): on, except when this VMM itself runs under QEMU's TCG
                       emulator, where a guest with it once triple-faulted in our tests.
+  --check-kvm         only check whether /dev/kvm can run a stock guest kernel: the
+                      loaded KVM module and the CPU's VMX/SVM flags, then a probe guest
+                      (real mode to long mode with paging, privileged instructions, I/O)
+                      bounded to 10 s. Prints one line; exit 0 when usable, 1 when not.
   -h, --help          this text.
 
 Sizes take a K, M, G or T suffix (binary units) or are bytes.
@@ -438,6 +447,8 @@ Sizes take a K, M, G or T suffix (binary units) or are bytes.
 Ending the guest: the VMM exits 0 when Linux resets the machine through the i8042
 (reboot=k, in the default command line; "reboot -f") or halts every vCPU with
 interrupts off, which is how Linux without ACPI ends "poweroff -f" and "halt -f".
+A KVM that cannot run stock kernels (kvm_pvm, which runs only PVM guests, or a CPU
+without VMX/SVM) is refused at start with status 1 and the reason.
 SIGINT and SIGTERM stop the VMM with status 0. A vCPU error exits with status 1 and
 the reason; a bad option or config value exits with status 2.
 )",

@@ -70,6 +70,8 @@ std::expected<void, std::string> validate(const VmConfig& config);
 
 struct CommandLine {
     bool help = false;
+    // --check-kvm: only say whether /dev/kvm can run stock guest kernels.
+    bool check_kvm = false;
     VmConfig config;
 };
 

@@ -142,6 +142,10 @@ TEST_CASE("the command line fills the config and names bad flags") {
     CHECK(r->config.fs[1].tag == "b");
 
     CHECK(parse({"--help"})->help);
+    CHECK(parse({"--check-kvm"})->check_kvm);
+    CHECK_FALSE(parse({"--kernel", "k"})->check_kvm);
+    CHECK_THAT(error_of({"--check-kvm", "--kernel", "k"}),
+               Catch::StartsWith("--check-kvm: takes no other option"));
     CHECK_THAT(error_of({"--cpus", "0"}), Catch::StartsWith("--cpus: 0 is not in 1..64"));
     CHECK_THAT(error_of({"--cpus", "65"}), Catch::StartsWith("--cpus: 65 is not in 1..64"));
     CHECK_THAT(error_of({"--cpus", "two"}), Catch::StartsWith("--cpus: \"two\" is not a number"));
@@ -296,6 +300,6 @@ TEST_CASE("--help names every option and share field") {
          {"--kernel", "--initrd",    "--cmdline",      "--cpus",           "--memory", "--fs",
           "--config", "--log-level", "--tsc-deadline", "\"tsc-deadline\"", "--help",   "tag=",
           "dir=",     "dax-window=", "cache=",         "queues=",          "packed=",  "readonly",
-          "xattr=",   "inode-dax=",  "\"inode-dax\""})
+          "xattr=",   "inode-dax=",  "\"inode-dax\"",  "--check-kvm"})
         CHECK_THAT(help, Catch::Contains(word));
 }
