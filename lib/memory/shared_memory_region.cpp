@@ -16,15 +16,12 @@ namespace {
 constexpr uint64_t kHugePage = uint64_t{2} << 20;
 constexpr int kAnonymousFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 
-uint64_t page_size() {
-    return static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
 }  // namespace
 
 std::expected<SharedMemoryRegion, int> SharedMemoryRegion::reserve(uint64_t size) {
+    const auto page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     uint64_t padded;
-    if (size == 0 || size % page_size() != 0 || __builtin_add_overflow(size, kHugePage, &padded)) {
+    if (size == 0 || size % page != 0 || __builtin_add_overflow(size, kHugePage, &padded)) {
         return std::unexpected(EINVAL);
     }
     // mmap only promises page alignment: take 2 MiB more than needed and trim both ends.
@@ -35,17 +32,20 @@ std::expected<SharedMemoryRegion, int> SharedMemoryRegion::reserve(uint64_t size
     if (aligned > start) munmap(raw, aligned - start);
     const uintptr_t tail = start + padded - (aligned + size);
     if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
-    return SharedMemoryRegion(reinterpret_cast<std::byte*>(aligned), size);
+    return SharedMemoryRegion(reinterpret_cast<std::byte*>(aligned), size, page);
 }
 
 SharedMemoryRegion::SharedMemoryRegion(SharedMemoryRegion&& other) noexcept
-    : host_(std::exchange(other.host_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : host_(std::exchange(other.host_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      page_(other.page_) {}
 
 SharedMemoryRegion& SharedMemoryRegion::operator=(SharedMemoryRegion&& other) noexcept {
     if (this != &other) {
         if (host_ != nullptr) munmap(host_, size_);
         host_ = std::exchange(other.host_, nullptr);
         size_ = std::exchange(other.size_, 0);
+        page_ = other.page_;
     }
     return *this;
 }
@@ -55,8 +55,7 @@ SharedMemoryRegion::~SharedMemoryRegion() {
 }
 
 std::expected<void, int> SharedMemoryRegion::check(uint64_t offset, uint64_t length) const {
-    const uint64_t page = page_size();
-    if (host_ == nullptr || length == 0 || offset % page != 0 || length % page != 0) {
+    if (host_ == nullptr || length == 0 || offset % page_ != 0 || length % page_ != 0) {
         return std::unexpected(EINVAL);
     }
     if (offset > size_ || length > size_ - offset) return std::unexpected(EINVAL);
@@ -68,8 +67,7 @@ std::expected<void, int> SharedMemoryRegion::map(uint64_t offset, uint64_t lengt
     if (auto ok = check(offset, length); !ok) return ok;
     // mmap takes a signed off_t: the whole file range must be representable.
     constexpr auto kMaxOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
-    if (file_offset % page_size() != 0 || file_offset > kMaxOffset ||
-        length > kMaxOffset - file_offset) {
+    if (file_offset % page_ != 0 || file_offset > kMaxOffset || length > kMaxOffset - file_offset) {
         return std::unexpected(EINVAL);
     }
     const int prot = PROT_READ | (writable ? PROT_WRITE : 0);

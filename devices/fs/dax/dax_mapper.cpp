@@ -16,10 +16,6 @@ namespace vfsdax::fs {
 
 namespace {
 
-uint64_t page_size() {
-    return static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
 // mmap would refuse these too, but only after tearing down what the target range held; checking
 // first keeps a refused request (say, an upgrade to writable on a read-only handle) harmless.
 std::expected<void, int> check_access(int fd, bool writable) {
@@ -43,8 +39,7 @@ std::expected<bool, int> readable(const std::byte* at) {
 
 // The offset of the first unreadable page of [at, at + length), whose last page is unreadable.
 // A file mapping turns unreadable at the file's end and stays so, which the search relies on.
-std::expected<uint64_t, int> first_unreadable(const std::byte* at, uint64_t length) {
-    const uint64_t page = page_size();
+std::expected<uint64_t, int> first_unreadable(const std::byte* at, uint64_t length, uint64_t page) {
     uint64_t good = 0, bad = length / page - 1;  // pages: the answer lies in [good, bad]
     while (good < bad) {
         const uint64_t middle = good + (bad - good) / 2;
@@ -79,7 +74,7 @@ std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& c
     }
     auto region = SharedMemoryRegion::reserve(config.window_size);
     if (!region) return std::unexpected(region.error());
-    const MappingTable::Limits limits{config.window_size, page_size(), config.max_extents};
+    const MappingTable::Limits limits{config.window_size, region->page_size(), config.max_extents};
     std::unique_ptr<DaxMapper> mapper(new DaxMapper(std::move(*region), limits));
     if (!watch_for_faults(mapper.get())) return std::unexpected(EMFILE);
     return mapper;
@@ -88,7 +83,8 @@ std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& c
 DaxMapper::DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits)
     : region_(std::move(region)),
       table_(limits),
-      faulted_bits_(new std::atomic<uint64_t>[(region_.size() / page_size() + 63) / 64]()) {}
+      faulted_bits_(new std::atomic<uint64_t>[(region_.size() / region_.page_size() + 63) / 64]()) {
+}
 
 DaxMapper::~DaxMapper() {
     unwatch_for_faults(this);
@@ -98,7 +94,7 @@ bool DaxMapper::zero_faulting_page(const void* address) noexcept {
     const auto at = reinterpret_cast<uintptr_t>(address);
     const auto start = reinterpret_cast<uintptr_t>(region_.host());
     if (at < start || at - start >= region_.size()) return false;
-    const uint64_t page = page_size();
+    const uint64_t page = region_.page_size();
     const uint64_t index = (at - start) / page;
     if (!region_.discard(index * page, page)) return false;
     faulted_bits_[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
@@ -108,7 +104,7 @@ bool DaxMapper::zero_faulting_page(const void* address) noexcept {
 }
 
 uint32_t DaxMapper::map_alignment() const {
-    return static_cast<uint32_t>(__builtin_ctzll(page_size()));
+    return static_cast<uint32_t>(__builtin_ctzll(region_.page_size()));
 }
 
 std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const FileExtent> extents,
@@ -116,7 +112,7 @@ std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const 
     std::vector<MappedExtent> pieces;
     pieces.reserve(extents.size());
     uint64_t total = 0;
-    const uint64_t page = page_size();
+    const uint64_t page = region_.page_size();
     for (const FileExtent& e : extents) {
         struct stat st;
         if (fstat(e.fd, &st) != 0) return std::unexpected(EBADF);
@@ -205,7 +201,7 @@ std::expected<void, int> DaxMapper::restore(uint64_t at, MappedExtent& e, bool w
     if (fstat(*e.file, &st) != 0) return std::unexpected(errno);
     // Only a regular file says by its size how far it can be mapped.
     if (!S_ISREG(st.st_mode)) return {};
-    const uint64_t page = page_size();
+    const uint64_t page = region_.page_size();
     const uint64_t end = (static_cast<uint64_t>(st.st_size) + page - 1) / page * page;
     const uint64_t covered = end > e.file_offset ? std::min(e.length, end - e.file_offset) : 0;
     const uint64_t from = e.shadowed_from;
@@ -230,7 +226,7 @@ std::expected<void, int> DaxMapper::restore_covered(std::optional<uint64_t> owne
 
 std::expected<void, int> DaxMapper::absorb_faulted_pages() {
     if (!faults_pending_.exchange(false, std::memory_order_acquire)) return {};
-    const uint64_t page = page_size();
+    const uint64_t page = region_.page_size();
     const uint64_t words = (region_.size() / page + 63) / 64;
     std::expected<void, int> result;
     for (uint64_t w = 0; w < words; ++w) {
@@ -257,7 +253,7 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     const Mapping* m = table_.find(window_offset);
     if (m == nullptr) return std::unexpected(ENOENT);
     if (m->dead) return {};
-    const uint64_t page = page_size();
+    const uint64_t page = region_.page_size();
     const uint64_t fault_page = window_offset / page * page;
     std::optional<std::expected<void, int>> handled;  // empty: the file covers the page
     table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping&) {
@@ -271,7 +267,7 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
         if (!intact) {
             handled = std::unexpected(intact.error());
         } else if (!*intact) {
-            auto cut = first_unreadable(region_.host() + at, in_extent + page);
+            auto cut = first_unreadable(region_.host() + at, in_extent + page, page);
             handled = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
         }
     });
@@ -309,11 +305,11 @@ std::expected<std::size_t, int> DaxMapper::shadow_past_end(bool cut_since_mapped
         }
         if (length == 0) return;
         const std::byte* host = region_.host() + at;
-        auto intact = readable(host + length - page_size());
+        auto intact = readable(host + length - region_.page_size());
         if (!intact) {
             result = std::unexpected(intact.error());
         } else if (!*intact) {
-            auto cut = first_unreadable(host, length);
+            auto cut = first_unreadable(host, length, region_.page_size());
             result = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
             if (result) ++count;
         }

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "dax_fixtures.hpp"
@@ -174,4 +176,33 @@ TEST_CASE("after a store into a read-only range, the next locked call maps the f
     CHECK_FALSE(kernel_can_write(window + P));
     CHECK(mapper->stats().extents_shadowed == 0);
     CHECK(mapper->stats().mappings_live == 1);
+}
+
+TEST_CASE("windows come and go while the handler zeroes pages in another window") {
+    // The handler walks every watched window; one being destroyed meanwhile must wait for it,
+    // not be read after it is freed (ASan would report that here).
+    REQUIRE(vfsdax::fs::install_dax_fault_handler());
+    TempFile file(2);
+    auto mapper = make_mapper();
+    std::atomic<bool> done{false};
+    std::atomic<int> refused{0};
+    std::thread churn([&] {
+        while (!done.load()) {
+            if (!DaxMapper::create({DaxMapper::kWindowUnit, 4})) ++refused;
+        }
+    });
+    const FileExtent extent{file.fd(), 0, 2 * P};
+    std::byte* window = mapper->window();
+    for (int round = 0; round < 300; ++round) {
+        REQUIRE(ftruncate(file.fd(), 2 * P) == 0);
+        REQUIRE(mapper->map(0, {&extent, 1}, true, 1));
+        REQUIRE(ftruncate(file.fd(), P) == 0);
+        std::byte byte{0x7f};
+        std::memcpy(&byte, window + P + 1, 1);  // past the end: the handler zeroes the page
+        CHECK(byte == std::byte{0});
+    }
+    done.store(true);
+    churn.join();
+    CHECK(refused.load() == 0);
+    CHECK(mapper->stats().faulted_pages == 300);
 }

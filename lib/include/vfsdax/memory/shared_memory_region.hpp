@@ -33,6 +33,9 @@ public:
 
     std::byte* host() const { return host_; }
     uint64_t size() const { return size_; }
+    // The host page size, read once at reserve(): the calls below need no libc lookup, so
+    // discard() may run in a signal handler (it is then one mmap system call).
+    uint64_t page_size() const { return page_; }
 
     // Maps [file_offset, file_offset + length) of `fd` at [offset, offset + length), read-only
     // or read-write. `fd` must be open for reading, and for writing too if `writable`.
@@ -45,11 +48,13 @@ public:
     std::expected<void, int> sync(uint64_t offset, uint64_t length);
 
 private:
-    SharedMemoryRegion(std::byte* host, uint64_t size) : host_(host), size_(size) {}
+    SharedMemoryRegion(std::byte* host, uint64_t size, uint64_t page)
+        : host_(host), size_(size), page_(page) {}
     std::expected<void, int> check(uint64_t offset, uint64_t length) const;
 
     std::byte* host_ = nullptr;
     uint64_t size_ = 0;
+    uint64_t page_ = 0;
 };
 
 }  // namespace vfsdax

@@ -12,13 +12,16 @@ namespace vfsdax::fs {
 // mapped read-only (SIGSEGV; only a broken or hostile guest asks the device to write there).
 // Once installed, a SIGBUS or SIGSEGV whose address lies in a live DaxMapper's window turns
 // that one page into anonymous zeros and the access goes on; the file is never written through
-// a read-only mapping. DaxStats::faulted_pages counts these pages. Any other SIGBUS or SIGSEGV goes to the handler installed before (or
-// kills the process as by default), so real bugs still show.
+// a read-only mapping. DaxStats::faulted_pages counts these pages. Any other SIGBUS or SIGSEGV goes
+// to the handler installed before (or kills the process as by default), so real bugs still show.
 //
 // Process-wide and once, before the VMM starts threads; installing again is harmless. Every
-// DaxMapper is covered from create() to its destruction. A guest remapping a range while the
-// device faults on it may find the new mapping zeroed: only that guest's own data suffers.
-// Errors: sigaction's errno.
+// DaxMapper is covered from create() to its destruction, which waits for a handler using it.
+// The handler takes no lock, allocates nothing and calls no libc function but one mmap system
+// call; it runs on the thread's alternate signal stack if there is one (SA_ONSTACK). A page it
+// zeroed is taken in by the mapper's next locked call, which maps the file back where the file
+// covers it (docs/dax.md), so a guest remapping a range while the device faults on it ends up
+// with its file there. Errors: sigaction's errno.
 std::expected<void, int> install_dax_fault_handler();
 
 }  // namespace vfsdax::fs
