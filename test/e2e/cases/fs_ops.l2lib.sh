@@ -137,7 +137,7 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   # + writes into the regrown range. One line for the host, which compares the file's hash with
   # it; then, with the guest's caches dropped (DAX: the inode and its window ranges), L2 reads
   # the file back itself.
-  dx_pause=0
+  dx_pause=0 dx_t0=$(cut -d' ' -f1 /proc/uptime)
   [ "$want_dax" = nodax ] || dx_pause=$DX_PAUSE_TOTAL
   if out="$($DATAEXER run "$m/g-dataexer.bin" --seed $DX_SEED --ops $DX_OPS \
     --max-size $DX_MAX_SIZE --pause-ms $DX_PAUSE_MS --pause-total $dx_pause 2>&1)"; then
@@ -149,7 +149,7 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
     echo 3 >/proc/sys/vm/drop_caches
     echo "$lvl" >/proc/sys/kernel/printk
     got="$($DATAEXER hash "$m/g-dataexer.bin" 2>&1)"
-    echo "L2-DATAEXER: $label: $res seed=$DX_SEED${notes:+ (${notes% })}"
+    echo "L2-DATAEXER: $label: $res seed=$DX_SEED uptime=$dx_t0-$(cut -d' ' -f1 /proc/uptime)${notes:+ (${notes% })}"
     [ "$got" = "${res#ops=* }" ] ||
       f "dataexer: g-dataexer.bin reads back as '$got' after drop_caches, the run ended with '${res#ops=* }'"
   else
