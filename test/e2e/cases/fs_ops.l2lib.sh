@@ -1,9 +1,15 @@
 # L2 side of the vfsdax-vmm file-system cases: every operation on one virtio-fs mount (sourced).
-# Runs under busybox sh in L2; needs /e2e/files/fsops (test/e2e/fsops.cpp, static). The host
-# side (fs_share.lib.sh) seeds the share before the boot and checks what this leaves behind.
+# Runs under busybox sh in L2; needs /e2e/files/fsops (test/e2e/fsops.cpp, static) and
+# /e2e/files/dataexer (test/e2e/dataexer.cpp, static). The host side (fs_share.lib.sh) seeds
+# the share before the boot and checks what this leaves behind.
 # Usage: fs_ops_run MOUNTPOINT LABEL EXPECT_DAX(dax|nodax); prints "E2E-FAIL: LABEL: why" per
 # problem and "L2-OPS-DONE: LABEL" when all held; returns non-zero on any failure.
 FSOPS=/e2e/files/fsops
+DATAEXER=/e2e/files/dataexer
+# The data exerciser's fixed run: seed, operations, largest file (past the 4M DAX window of the
+# vmm_fs_* shares), and the pauses after truncate-downs (DAX mounts only; the operations are
+# the same either way).
+DX_SEED=20 DX_OPS=300 DX_MAX_SIZE=6M DX_PAUSE_MS=1500 DX_PAUSE_TOTAL=9
 
 fs_ops_run() {
   m="$1" label="$2" want_dax="$3" bad=0
@@ -124,6 +130,32 @@ second line" ] || f "g-new.txt reads back '$(cat "$m/g-new.txt")'"
   seq 1 1000000 >"$m/g-big.txt" || f "writing g-big.txt failed"
   got="$(sha256sum "$m/g-big.txt" | cut -d' ' -f1)"
   [ "$got" = "$(cat "$m/big-host.sha256")" ] || f "g-big.txt reads back with sha256 $got"
+
+  step "data exerciser"
+  # dataexer (issue #20): seeded random I/O on one file, every read checked against a model,
+  # mmap through the window, truncate down + pause > 1 s (the VMM's truncation scan) + regrowth
+  # + writes into the regrown range. One line for the host, which compares the file's hash with
+  # it; then, with the guest's caches dropped (DAX: the inode and its window ranges), L2 reads
+  # the file back itself.
+  dx_pause=0 dx_t0=$(cut -d' ' -f1 /proc/uptime)
+  [ "$want_dax" = nodax ] || dx_pause=$DX_PAUSE_TOTAL
+  if out="$($DATAEXER run "$m/g-dataexer.bin" --seed $DX_SEED --ops $DX_OPS \
+    --max-size $DX_MAX_SIZE --pause-ms $DX_PAUSE_MS --pause-total $dx_pause 2>&1)"; then
+    notes="$(echo "$out" | sed -n 's/^dataexer: NOTE: .*; \(.*\)$/\1/p' | tr '\n' ' ')"
+    res="$(echo "$out" | sed -n 's/^DATAEXER: //p')"
+    # The kernel's "drop_caches: 3" note (KERN_INFO) could land inside a console line.
+    lvl="$(cut -f1 /proc/sys/kernel/printk)"
+    echo 4 >/proc/sys/kernel/printk
+    echo 3 >/proc/sys/vm/drop_caches
+    echo "$lvl" >/proc/sys/kernel/printk
+    got="$($DATAEXER hash "$m/g-dataexer.bin" 2>&1)"
+    echo "L2-DATAEXER: $label: $res seed=$DX_SEED uptime=$dx_t0-$(cut -d' ' -f1 /proc/uptime)${notes:+ (${notes% })}"
+    [ "$got" = "${res#ops=* }" ] ||
+      f "dataexer: g-dataexer.bin reads back as '$got' after drop_caches, the run ended with '${res#ops=* }'"
+  else
+    f "dataexer --seed $DX_SEED --ops $DX_OPS --max-size $DX_MAX_SIZE failed:"
+    echo "$out"
+  fi
 
   sync
   stop_watchdog

@@ -1,11 +1,13 @@
 # Host side of the vfsdax-vmm file-system cases: seed a share, boot the VMM, check the share (sourced).
-# Pairs with fs_ops.l2lib.sh (what L2 does to the share). Needs E2E_BIN/fsops (--bin).
+# Pairs with fs_ops.l2lib.sh (what L2 does to the share). Needs E2E_BIN/fsops and
+# E2E_BIN/dataexer (--bin).
 # Functions print "E2E-FAIL: CASE: why" per problem and set fs_bad=1; the case script ends
 # with fs_finish, which prints E2E-PASS or exits 1.
 fs_bad=0
 fs_fail() { echo "E2E-FAIL: $E2E_NAME: $*"; fs_bad=1; }
 fsops="$E2E_BIN/fsops"
 [ -x "$fsops" ] || { echo "E2E-FAIL: $E2E_NAME: $fsops is missing (pass --bin fsops)"; exit 1; }
+dataexer="$E2E_BIN/dataexer"
 # xattrs are served only when the VMM has a share field for it (the FUSE server's default is
 # off); fs_xattr_opt is appended to each --fs when it does.
 fs_xattr_opt=""
@@ -37,7 +39,7 @@ seed_share() {
 
 # check_share DIR LABEL CONSOLE: after the VMM exited, what L2 did must be on the host.
 check_share() {
-  local d="$1" label="$2" console="$3" ns got
+  local d="$1" label="$2" console="$3" ns got want
   grep -q "^L2-OPS-DONE: $label\$" "$console" || fs_fail "$label: L2 did not finish its operations"
   [ "$(cat "$d/g-new.txt" 2>&1)" = "written by the guest
 second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 2>&1)'"
@@ -75,6 +77,17 @@ second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 
   [ "$got" = "$(cat "$d/big-host.sha256")" ] || fs_fail "$label: g-big.txt on the host has sha256 $got"
   [ "$(sha256sum "$d/big-host.txt" | cut -d' ' -f1)" = "$(cat "$d/big-host.sha256")" ] ||
     fs_fail "$label: big-host.txt changed on the host"
+  # The data exerciser's file: on the host it must hash to what the guest's model ended with.
+  want="$(sed -n "s/^L2-DATAEXER: $label: ops=[0-9]* \(size=[0-9]* hash=[0-9a-f]*\).*/\1/p" "$console")"
+  if [ -z "$want" ]; then
+    fs_fail "$label: L2 printed no dataexer result (L2-DATAEXER line)"
+  elif [ ! -x "$dataexer" ]; then
+    fs_fail "$label: $dataexer is missing (pass --bin dataexer)"
+  else
+    got="$("$dataexer" hash "$d/g-dataexer.bin" 2>&1)"
+    [ "$got" = "$want" ] ||
+      fs_fail "$label: g-dataexer.bin on the host has $got, the guest's model $want"
+  fi
 }
 
 # run_vmm CONSOLE ARGS...: the VMM, bounded, console to stdout and CONSOLE; must exit 0.
