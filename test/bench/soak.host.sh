@@ -41,8 +41,8 @@ sample() {
   while read -r key value rest; do
     [ "$key" != VmRSS: ] || printf -v "$1" %s "$value"
   done <"/proc/$vmm/status"
-  local fds=("/proc/$vmm/fd"/*)
-  printf -v "$2" %s "${#fds[@]}"
+  local open_fds=("/proc/$vmm/fd"/*)
+  printf -v "$2" %s "${#open_fds[@]}"
 }
 samples_t=() samples_rss=() samples_fds=()
 while ! grep -q '^L2-SOAK:' "$console.raw" && kill -0 "$vmm" 2>/dev/null; do sleep 1; done
@@ -95,6 +95,7 @@ fi
 ops="$(sed -n 's/^L2-SOAK-DATA: \([a-z]*\): ops=\([0-9]*\).*/\1 \2 data ops/p' "$console" | tr '\n' ',')"
 meta="$(sed -n 's/^L2-SOAK-META: \([a-z]*\): rounds=\([0-9]*\) errors=\([0-9]*\)/\1 \2 metadata rounds (\3 errors)/p' "$console" | tr '\n' ',')"
 dax="$(sed -n 's/.*virtio-fs "daxfs" DAX: //p' "$console" | tail -n 1)"
-echo "SOAK: $minutes min, 2 vCPUs; ${ops%,}; ${meta%,}; resets $resets; $growth; DAX: ${dax:-none}"
+ops="${ops%,}" meta="${meta%,}"
+echo "SOAK: $minutes min, 2 vCPUs; ${ops//,/, }; ${meta//,/, }; resets $resets; $growth; DAX: ${dax:-none}"
 [ "$bad" -eq 0 ] || exit 1
 echo "E2E-PASS: $name"
