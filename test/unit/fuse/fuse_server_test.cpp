@@ -39,6 +39,9 @@ public:
     TestRequest(const Bytes& request, uint32_t reply_capacity, std::size_t segment,
                 std::shared_ptr<State> state)
         : BufferRequest(request, reply_capacity, segment), state_(std::move(state)) {}
+    TestRequest(const Bytes& request, std::span<const std::size_t> readable,
+                std::span<const std::size_t> writable, std::shared_ptr<State> state)
+        : BufferRequest(request, readable, writable), state_(std::move(state)) {}
     void complete(uint32_t written) override {
         std::lock_guard lock(state_->mutex);
         state_->written = written;
@@ -68,6 +71,18 @@ struct Harness {
     std::optional<Bytes> send(const Bytes& request, uint32_t reply_capacity = 1 << 16,
                               std::size_t segment = SIZE_MAX) {
         auto state = submit(request, reply_capacity, segment);
+        std::unique_lock lock(state->mutex);
+        if (!state->done.wait_for(lock, std::chrono::seconds(5),
+                                  [&] { return state->written.has_value(); })) {
+            return std::nullopt;
+        }
+        return state->reply;
+    }
+    // Sends one request over a chain of the given shape (see BufferRequest).
+    std::optional<Bytes> send_shaped(const Bytes& request, std::span<const std::size_t> readable,
+                                     std::span<const std::size_t> writable) {
+        auto state = std::make_shared<TestRequest::State>();
+        server.handle(std::make_unique<TestRequest>(request, readable, writable, state));
         std::unique_lock lock(state->mutex);
         if (!state->done.wait_for(lock, std::chrono::seconds(5),
                                   [&] { return state->written.has_value(); })) {
@@ -160,6 +175,81 @@ TEST_CASE("requests before INIT get EIO; FORGET gets no reply", "[fuse]") {
     auto written = h.send(fuse_request(FUSE_FORGET, 9, FUSE_ROOT_ID, {bytes_of(forget)}));
     REQUIRE(written);
     CHECK(written->empty());
+}
+
+TEST_CASE("chains of any shape: empty and one-byte descriptors anywhere", "[fuse]") {
+    // The queue engines accept zero-length descriptors and FuseServer::handle is public, so
+    // the server must be safe for every chain a DescriptorChain can describe. The reply header
+    // once went through a fixed array of 16 iovecs: 17 empty segments before it overflowed it.
+    Harness h;
+    h.init();
+    std::ofstream(h.dir.path() / "f") << "0123456789";
+    fuse_getattr_in getattr{};
+    const Bytes request = fuse_request(FUSE_GETATTR, 7, FUSE_ROOT_ID, {bytes_of(getattr)});
+
+    SECTION("17 empty writable segments, then room for the reply") {
+        std::vector<std::size_t> writable(17, 0);
+        writable.push_back(4096);
+        auto written = h.send_shaped(request, {}, writable);
+        REQUIRE(written);
+        auto reply = parse_reply(*written, 7);
+        CHECK(reply.error() == 0);
+        CHECK((reply.as<fuse_attr_out>().attr.mode & S_IFMT) == S_IFDIR);
+    }
+    SECTION("every byte of the reply in its own segment, an empty one after each") {
+        std::vector<std::size_t> writable;
+        for (std::size_t i = 0; i < sizeof(fuse_out_header) + sizeof(fuse_attr_out); ++i) {
+            writable.insert(writable.end(), {1, 0});
+        }
+        auto written = h.send_shaped(request, {}, writable);
+        REQUIRE(written);
+        auto reply = parse_reply(*written, 7);
+        CHECK(reply.error() == 0);
+        CHECK((reply.as<fuse_attr_out>().attr.mode & S_IFMT) == S_IFDIR);
+    }
+    SECTION("the request itself in one-byte segments between empty ones") {
+        std::vector<std::size_t> readable;
+        for (std::size_t i = 0; i < request.size(); ++i) readable.insert(readable.end(), {0, 1});
+        readable.push_back(0);
+        const std::size_t writable[] = {0, 0, 4096, 0};
+        auto written = h.send_shaped(request, readable, writable);
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 7).error() == 0);
+    }
+    SECTION("READ and WRITE payloads across empty segments") {
+        fuse_entry_out entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+        fuse_open_in open{};
+        open.flags = O_RDWR;
+        const uint64_t fh =
+            h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open)}).as<fuse_open_out>().fh;
+        fuse_write_in write{};
+        write.fh = fh;
+        write.size = 4;
+        const Bytes wreq =
+            fuse_request(FUSE_WRITE, 8, entry.nodeid, {bytes_of(write), raw_bytes("ABCD")});
+        std::vector<std::size_t> readable(wreq.size() - 4, 1);
+        readable.insert(readable.end(), {0, 0, 2, 0, 0, 2, 0});
+        const std::size_t room[] = {0, sizeof(fuse_out_header) + sizeof(fuse_write_out)};
+        auto written = h.send_shaped(wreq, readable, room);
+        REQUIRE(written);
+        auto wrote = parse_reply(*written, 8);
+        REQUIRE(wrote.error() == 0);
+        CHECK(wrote.as<fuse_write_out>().size == 4);
+
+        fuse_read_in read{};
+        read.fh = fh;
+        read.size = 10;
+        const Bytes rreq = fuse_request(FUSE_READ, 9, entry.nodeid, {bytes_of(read)});
+        std::vector<std::size_t> writable(40, 0);
+        writable.push_back(sizeof(fuse_out_header) + 3);
+        writable.resize(writable.size() + 2000, 0);  // more empty ones than IOV_MAX
+        writable.push_back(7);
+        written = h.send_shaped(rreq, {}, writable);
+        REQUIRE(written);
+        auto got = parse_reply(*written, 9);
+        REQUIRE(got.error() == 0);
+        CHECK(got.text() == "ABCD456789");
+    }
 }
 
 TEST_CASE("framing: in.len is checked against the chain and the size limit", "[fuse]") {
