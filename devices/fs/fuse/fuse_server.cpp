@@ -213,6 +213,7 @@ Outcome FuseServer::Impl::init(Call& c) {
     // A newer major: answer with ours only, and the client retries in our version.
     if (in.major > FUSE_KERNEL_VERSION) return c.reply.reply(out);
     if (in.major < FUSE_KERNEL_VERSION || in.minor < kMinMinor) return c.reply.error(EPROTO);
+    std::lock_guard session_lock(session_mutex_);
     if (initialized_.load(std::memory_order_acquire)) return c.reply.error(EIO);
 
     // Only what this server really does; each is the client's choice to take.
@@ -255,6 +256,7 @@ Outcome FuseServer::Impl::destroy(Call& c) {
 }
 
 void FuseServer::Impl::reset() {
+    std::lock_guard session_lock(session_mutex_);
     initialized_.store(false, std::memory_order_release);
     inode_dax_.store(false, std::memory_order_relaxed);
     lock_waiter_.stop();

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "fuse/lock_waiter.hpp"
@@ -105,6 +106,9 @@ private:
     const uint32_t max_write_;
     const uint64_t max_request_;
     const uint64_t timeout_;  // seconds, entries and attributes alike
+    // INIT, DESTROY and reset() change the session one at a time: two INITs racing past the
+    // initialized_ check would both start a session. Requests read the flags without it.
+    std::mutex session_mutex_;
     std::atomic<bool> initialized_{false};
     // FUSE_HAS_INODE_DAX negotiated in this session's INIT.
     std::atomic<bool> inode_dax_{false};

@@ -163,7 +163,7 @@ Result<Entry> PassthroughFs::link(const RequestContext&, NodeId node, NodeId new
 Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId parent,
                                            std::string_view name, uint32_t mode, uint32_t umask,
                                            uint32_t flags) {
-    auto io_flags = sanitize_open_flags(flags, session_.writeback_cache);
+    auto io_flags = sanitize_open_flags(flags, session().writeback_cache);
     if (!io_flags) return std::unexpected(io_flags.error());
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
@@ -206,7 +206,7 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
 
 Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId parent, uint32_t mode,
                                             uint32_t umask, uint32_t flags) {
-    auto io_flags = sanitize_open_flags(flags, session_.writeback_cache);
+    auto io_flags = sanitize_open_flags(flags, session().writeback_cache);
     if (!io_flags) return std::unexpected(io_flags.error());
     auto dir = inode(parent);
     if (!dir) return std::unexpected(dir.error());

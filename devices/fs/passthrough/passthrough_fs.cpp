@@ -40,7 +40,7 @@ std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
 namespace vfsdax::fs::passthrough {
 
 Result<void> PassthroughFs::init(const SessionInfo& session) {
-    session_ = session;
+    session_.store(session, std::memory_order_release);
     return {};
 }
 

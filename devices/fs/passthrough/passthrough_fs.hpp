@@ -2,6 +2,7 @@
 // the passthrough_*.cpp files by area).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,11 +126,16 @@ private:
     // "/proc/self/fd/N" for the node's inode; `holder` keeps N open while the path is used.
     Result<std::string> xattr_path(NodeId node, PathFdHolder& holder) const;
     Result<void> list_dir(NodeId node, FileHandle fh, uint64_t offset, DirSink& sink, bool plus);
+    // The negotiated session: init() stores it while requests of the session before may
+    // still be running (DESTROY then INIT with requests in flight), so it is read atomically.
+    SessionInfo session() const { return session_.load(std::memory_order_acquire); }
 
     std::unique_ptr<InodeTable> inodes_;
     HandleTable handles_;
     PosixLocks locks_;
-    SessionInfo session_;
+    std::atomic<SessionInfo> session_{SessionInfo{}};
+    static_assert(std::atomic<SessionInfo>::is_always_lock_free,
+                  "a SessionInfo that outgrows a lock-free atomic needs a snapshot under a lock");
 };
 
 }  // namespace vfsdax::fs::passthrough

@@ -90,7 +90,7 @@ Result<Attr> PassthroughFs::setattr(const RequestContext&, NodeId node, const Se
                             : ::utimensat(path, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
         if (rc != 0) return std::unexpected(errno);
     }
-    if ((in.valid & FATTR_KILL_SUIDGID) && session_.killpriv_v2 && target.type == S_IFREG &&
+    if ((in.valid & FATTR_KILL_SUIDGID) && session().killpriv_v2 && target.type == S_IFREG &&
         !(in.valid & FATTR_MODE)) {
         auto io = inodes_->reopen(target, O_RDONLY);
         if (!io) return std::unexpected(io.error());

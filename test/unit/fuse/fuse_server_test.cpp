@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -691,4 +692,78 @@ TEST_CASE("DESTROY completes while a SETLKW parks on another worker", "[fuse]") 
         }
         REQUIRE(destroyer.get());
     }
+}
+
+TEST_CASE("DESTROY and INIT while OPEN and CREATE are in flight", "[fuse]") {
+    // The session a backend was given (writeback, killpriv) is read by OPEN and CREATE as they
+    // open files; DESTROY then INIT replaces it under them. Run under TSan, this catches a
+    // racy read; anywhere, every request must still get a well-formed reply with an error
+    // the race allows. Catch2 is not thread-safe: the clients count what went wrong instead.
+    Harness h(FuseOptions{.writeback = true});
+    std::ofstream(h.dir / "f") << "x";
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> unique{1000};
+    std::atomic<int> bad{0};
+    // The reply's error, or -1 when none came or it was malformed.
+    auto reply_error = [&](const Bytes& request, uint64_t id, fuse_entry_out* entry = nullptr) {
+        auto written = h.send(request);
+        if (!written) return -1;
+        try {
+            auto reply = parse_reply(*written, id);
+            if (entry) *entry = reply.as<fuse_entry_out>();
+            return reply.error();
+        } catch (const std::exception&) {
+            return -1;
+        }
+    };
+    auto allowed = [](int error, std::initializer_list<int> errors) {
+        return std::find(errors.begin(), errors.end(), error) != errors.end();
+    };
+    std::vector<std::future<void>> clients;
+    for (int t = 0; t < 3; ++t) {
+        clients.push_back(std::async(std::launch::async, [&, t] {
+            for (int i = 0; !stop.load(); ++i) {
+                fuse_create_in create{};
+                create.flags = O_WRONLY;
+                create.mode = S_IFREG | 0644;
+                const uint64_t id = unique.fetch_add(1);
+                const std::string name = "c" + std::to_string(t) + "-" + std::to_string(i % 8);
+                // EIO between DESTROY and INIT.
+                if (!allowed(reply_error(fuse_request(FUSE_CREATE, id, FUSE_ROOT_ID,
+                                                      {bytes_of(create), cstr(name)}),
+                                         id),
+                             {0, EIO})) {
+                    ++bad;
+                }
+                const uint64_t look = unique.fetch_add(1);
+                fuse_entry_out entry{};
+                const int found = reply_error(
+                    fuse_request(FUSE_LOOKUP, look, FUSE_ROOT_ID, {cstr("f")}), look, &entry);
+                if (!allowed(found, {0, EIO})) ++bad;
+                if (found != 0) continue;
+                fuse_open_in open{};
+                open.flags = O_WRONLY;
+                const uint64_t id2 = unique.fetch_add(1);
+                // A node from a session that ended since is unknown to the next one.
+                if (!allowed(reply_error(
+                                 fuse_request(FUSE_OPEN, id2, entry.nodeid, {bytes_of(open)}), id2),
+                             {0, EIO, ESTALE, ENOENT})) {
+                    ++bad;
+                }
+            }
+        }));
+    }
+    for (int round = 0; round < 200; ++round) {
+        fuse_init_in init{};
+        init.major = 7;
+        init.minor = 37;
+        init.flags = round % 2 ? FUSE_WRITEBACK_CACHE | FUSE_HANDLE_KILLPRIV_V2 : 0;
+        const uint64_t id = unique.fetch_add(1);
+        CHECK(reply_error(fuse_request(FUSE_INIT, id, 0, {bytes_of(init)}), id) == 0);
+        const uint64_t bye = unique.fetch_add(1);
+        CHECK(reply_error(fuse_request(FUSE_DESTROY, bye, 0, {}), bye) == 0);
+    }
+    stop = true;
+    for (auto& c : clients) c.get();
+    CHECK(bad == 0);
 }
