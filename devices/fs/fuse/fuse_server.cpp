@@ -86,6 +86,10 @@ void FuseServer::Impl::handle(std::unique_ptr<FuseRequest> request) {
         bad = EINVAL;
     } else if (in.len > max_request_) {
         bad = E2BIG;
+    } else if (in.uid == UINT32_MAX || in.gid == UINT32_MAX) {
+        // -1 names nobody: to setresuid(2) and chown(2) it means "unchanged", which on a root
+        // server is root. Linux never sends it (its caller gets EOVERFLOW instead).
+        bad = EINVAL;
     }
     Call call{in, RequestContext{in.uid, in.gid, in.pid, {}},
               fuse::RequestBody(reader, bad ? 0 : in.len - sizeof(in)),

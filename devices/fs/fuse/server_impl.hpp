@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 #include "fuse/lock_waiter.hpp"
 #include "fuse/wire.hpp"
@@ -99,6 +100,8 @@ private:
     // The wire attributes, FUSE_ATTR_DAX set by the per-inode DAX policy of this session.
     fuse_attr wire_attr(const Attr& attr) const;
     uint32_t open_flags(uint32_t backend_flags) const;
+    // 0 when the guest may set or remove the xattr `name`, else the error to reply.
+    int xattr_policy(std::string_view name) const;
 
     FileSystem& fs_;
     const FuseOptions options_;

@@ -32,6 +32,9 @@ void restore_root() {
 
 std::expected<ScopedCredentials, int> ScopedCredentials::switch_to(uid_t uid, gid_t gid,
                                                                    std::span<const gid_t> groups) {
+    if (uid == static_cast<uid_t>(-1) || gid == static_cast<gid_t>(-1)) {
+        return std::unexpected(EINVAL);
+    }
     // Only root may become someone else; an unprivileged server creates files as itself.
     if (::geteuid() != 0) return ScopedCredentials(false);
     if (uid == 0 && gid == 0 && groups.empty()) return ScopedCredentials(false);

@@ -16,6 +16,7 @@ namespace vfsdax::fs::passthrough {
 // are then owned by whoever runs the server, as for any unprivileged process).
 class ScopedCredentials {
 public:
+    // EINVAL for the id -1, which setresuid/setresgid take as "unchanged" (root's, here).
     static std::expected<ScopedCredentials, int> switch_to(uid_t uid, gid_t gid,
                                                            std::span<const gid_t> groups);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,13 @@ struct PassthroughFs::NameIn {
     std::string name;
 };
 
+mode_t PassthroughFs::allowed_mode(uint32_t mode, mode_t type) const {
+    mode_t bits = mode & 07777;
+    if (policy_.allow_setid) return bits;
+    // Set-group-ID on a directory grants nothing: new entries inherit its group.
+    return bits & ~(type == S_IFDIR ? mode_t{S_ISUID} : mode_t{S_ISUID | S_ISGID});
+}
+
 Result<PassthroughFs::NameIn> PassthroughFs::name_in(NodeId parent, std::string_view name) const {
     if (auto ok = check_new_name(name); !ok) return std::unexpected(ok.error());
     auto dir = inode(parent);
@@ -78,16 +86,26 @@ Result<Entry> PassthroughFs::symlink(const RequestContext& ctx, NodeId parent,
 }
 
 Result<Entry> PassthroughFs::mknod(const RequestContext& ctx, NodeId parent, std::string_view name,
-                                   uint32_t mode, uint32_t, uint32_t umask) {
+                                   uint32_t mode, uint32_t rdev, uint32_t umask) {
     const mode_t type = mode & S_IFMT;
-    if (type == S_IFCHR || type == S_IFBLK) return std::unexpected(EPERM);
-    if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) return std::unexpected(EINVAL);
+    dev_t dev = 0;
+    if (type == S_IFCHR || type == S_IFBLK) {
+        // The kernel's 32-bit encoding (new_encode_dev): minor's low byte, 12 bits of major,
+        // then minor's upper 12 bits.
+        dev = makedev((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
+        const bool whiteout = type == S_IFCHR && dev == 0;
+        if (!whiteout && !policy_.device_nodes) return std::unexpected(EPERM);
+    } else if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) {
+        return std::unexpected(EINVAL);
+    }
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
     {
         auto creds = as_requester(ctx, umask);
         if (!creds) return std::unexpected(creds.error());
-        if (::mknodat(at->dirfd.get(), at->name.c_str(), type | (mode & 07777), 0) != 0) {
+        // Without CAP_MKNOD the host refuses a device (EPERM) but not a whiteout.
+        if (::mknodat(at->dirfd.get(), at->name.c_str(), type | allowed_mode(mode, type), dev) !=
+            0) {
             return std::unexpected(errno);
         }
     }
@@ -101,7 +119,7 @@ Result<Entry> PassthroughFs::mkdir(const RequestContext& ctx, NodeId parent, std
     {
         auto creds = as_requester(ctx, umask);
         if (!creds) return std::unexpected(creds.error());
-        if (::mkdirat(at->dirfd.get(), at->name.c_str(), mode & 07777) != 0) {
+        if (::mkdirat(at->dirfd.get(), at->name.c_str(), allowed_mode(mode, S_IFDIR)) != 0) {
             return std::unexpected(errno);
         }
     }
@@ -176,7 +194,7 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
         // or device someone put there is not opened (it would block or act) and a symlink is
         // not followed (ELOOP).
         fd.reset(open_beneath(at->dirfd.get(), at->name.c_str(), *io_flags | O_CREAT | O_EXCL,
-                              mode & 07777));
+                              allowed_mode(mode, S_IFREG)));
         err = errno;
     }
     if (!fd.valid()) {
@@ -218,7 +236,8 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     {
         auto creds = as_requester(ctx, umask);
         if (!creds) return std::unexpected(creds.error());
-        fd.reset(open_beneath(dirfd->get(), ".", (*io_flags & ~O_TRUNC) | O_TMPFILE, mode & 07777));
+        fd.reset(open_beneath(dirfd->get(), ".", (*io_flags & ~O_TRUNC) | O_TMPFILE,
+                              allowed_mode(mode, S_IFREG)));
         err = errno;
     }
     if (!fd.valid()) return std::unexpected(err);

@@ -31,8 +31,9 @@ std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
     auto table = passthrough::InodeTable::create(std::move(root), budget(options.max_inode_fds, 2),
                                                  options.file_handles);
     if (!table) return std::unexpected(table.error());
-    return std::make_unique<passthrough::PassthroughFs>(std::move(*table),
-                                                        budget(options.max_lock_fds, 4));
+    return std::make_unique<passthrough::PassthroughFs>(
+        std::move(*table), budget(options.max_lock_fds, 4),
+        passthrough::PassthroughFs::CreatePolicy{options.allow_setid, options.device_nodes});
 }
 
 }  // namespace vfsdax::fs

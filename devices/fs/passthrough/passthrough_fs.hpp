@@ -16,9 +16,14 @@ namespace vfsdax::fs::passthrough {
 
 class PassthroughFs final : public FileSystem {
 public:
+    // What the guest may create (PassthroughOptions::allow_setid, device_nodes).
+    struct CreatePolicy {
+        bool allow_setid = false;
+        bool device_nodes = true;
+    };
     // `max_lock_fds`: how many lock owners' descriptions may be open (see PosixLocks).
-    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds)
-        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds) {}
+    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds, CreatePolicy policy)
+        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds), policy_(policy) {}
 
     Result<void> init(const SessionInfo& session) override;
     void destroy() override;
@@ -129,10 +134,13 @@ private:
     // The negotiated session: init() stores it while requests of the session before may
     // still be running (DESTROY then INIT with requests in flight), so it is read atomically.
     SessionInfo session() const { return session_.load(std::memory_order_acquire); }
+    // The permission bits of `mode` the guest may set on a file of `type`, per policy_.
+    mode_t allowed_mode(uint32_t mode, mode_t type) const;
 
     std::unique_ptr<InodeTable> inodes_;
     HandleTable handles_;
     PosixLocks locks_;
+    const CreatePolicy policy_;
     std::atomic<SessionInfo> session_{SessionInfo{}};
     static_assert(std::atomic<SessionInfo>::is_always_lock_free,
                   "a SessionInfo that outgrows a lock-free atomic needs a snapshot under a lock");

@@ -394,6 +394,64 @@ TEST_CASE("xattr off: the xattr opcodes reply ENOSYS", "[fuse]") {
     CHECK(h.call(FUSE_LISTXATTR, FUSE_ROOT_ID, {bytes_of(get)}).error() == ENOSYS);
 }
 
+TEST_CASE("xattr policy: security.capability and trusted.* only where allowed", "[fuse]") {
+    // File capabilities are honoured on the host whoever runs the file; trusted.* is root's.
+    auto setxattr = [](Harness& h, const char* name) {
+        const Bytes value = raw_bytes("v");
+        fuse_setxattr_in in{};
+        in.size = static_cast<uint32_t>(value.size());
+        Bytes fixed = bytes_of(in);
+        fixed.resize(FUSE_COMPAT_SETXATTR_IN_SIZE);
+        return h.call(FUSE_SETXATTR, FUSE_ROOT_ID, {fixed, cstr(name), value}).error();
+    };
+    auto removexattr = [](Harness& h, const char* name) {
+        return h.call(FUSE_REMOVEXATTR, FUSE_ROOT_ID, {cstr(name)}).error();
+    };
+    Harness h(FuseOptions{.xattr = true});
+    h.init();
+    CHECK(setxattr(h, "security.capability") == EPERM);
+    CHECK(setxattr(h, "trusted.overlay.opaque") == EPERM);
+    CHECK(removexattr(h, "security.capability") == EPERM);
+    CHECK(removexattr(h, "trusted.overlay.opaque") == EPERM);
+    CHECK(::getxattr(h.dir.path().c_str(), "trusted.overlay.opaque", nullptr, 0) < 0);
+    // Names that merely look alike are the backend's business.
+    CHECK(setxattr(h, "user.trusted.x") == 0);
+    CHECK(setxattr(h, "security.capabilityx") != EPERM);
+
+    Harness allowed(FuseOptions{.xattr = true, .xattr_capability = true, .xattr_trusted = true});
+    allowed.init();
+    if (::geteuid() == 0) {
+        CHECK(setxattr(allowed, "trusted.overlay.opaque") == 0);
+        char v[4] = {};
+        CHECK(::getxattr(allowed.dir.path().c_str(), "trusted.overlay.opaque", v, sizeof(v)) == 1);
+        CHECK(removexattr(allowed, "trusted.overlay.opaque") == 0);
+    }
+    // Reaches the host, which checks the value's format (a one-byte value is not one).
+    CHECK(setxattr(allowed, "security.capability") != EPERM);
+}
+
+TEST_CASE("a request from uid or gid -1 is refused", "[fuse]") {
+    // -1 is "unchanged" to setresuid and chown: a root server would create the file as root.
+    Harness h;
+    h.init();
+    fuse_create_in create{};
+    create.flags = O_RDWR;
+    create.mode = S_IFREG | 0644;
+    fuse_mkdir_in mkdir{0755, 0};
+    for (Caller who : {Caller{UINT32_MAX, 1000, 1}, Caller{1000, UINT32_MAX, 1}}) {
+        auto written =
+            h.send(fuse_request(FUSE_CREATE, 77, FUSE_ROOT_ID, {bytes_of(create), cstr("c")}, who));
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 77).error() == EINVAL);
+        written =
+            h.send(fuse_request(FUSE_MKDIR, 78, FUSE_ROOT_ID, {bytes_of(mkdir), cstr("d")}, who));
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 78).error() == EINVAL);
+    }
+    CHECK_FALSE(std::filesystem::exists(h.dir / "c"));
+    CHECK_FALSE(std::filesystem::exists(h.dir / "d"));
+}
+
 TEST_CASE("cache policy sets timeouts and open flags", "[fuse]") {
     std::ofstream probe;
     for (auto [policy, timeout, flag] :
