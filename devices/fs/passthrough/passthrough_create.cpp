@@ -9,21 +9,13 @@
 
 #include <cerrno>
 
-#include "passthrough/credentials.hpp"
 #include "passthrough/names.hpp"
 #include "passthrough/open_flags.hpp"
 #include "passthrough/passthrough_fs.hpp"
-#include "passthrough/thread_umask.hpp"
 
 namespace vfsdax::fs::passthrough {
 
 namespace {
-
-// The requester's umask and identity for the creating syscall; restored when it goes away.
-std::expected<ScopedCredentials, int> as_requester(const RequestContext& ctx, uint32_t umask) {
-    if (auto ok = set_thread_umask(umask); !ok) return std::unexpected(ok.error());
-    return ScopedCredentials::switch_to(ctx.uid, ctx.gid, ctx.groups);
-}
 
 // openat2 in `dirfd` that follows no symlink and no magic link and stays beneath `dirfd`.
 int open_beneath(int dirfd, const char* name, int flags, mode_t mode) {
@@ -42,6 +34,11 @@ struct PassthroughFs::NameIn {
     PathFd dirfd;
     std::string name;
 };
+
+Result<void> PassthroughFs::as_requester(const RequestContext& ctx, uint32_t umask,
+                                         const std::function<void()>& work) {
+    return requesters_.run({ctx.uid, ctx.gid, ctx.groups, static_cast<mode_t>(umask)}, work);
+}
 
 mode_t PassthroughFs::allowed_mode(uint32_t mode, mode_t type) const {
     mode_t bits = mode & 07777;
@@ -75,13 +72,14 @@ Result<Entry> PassthroughFs::symlink(const RequestContext& ctx, NodeId parent,
     if (target.find('\0') != std::string_view::npos) return std::unexpected(EINVAL);
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, 0);
-        if (!creds) return std::unexpected(creds.error());
+    int err = 0;
+    auto ran = as_requester(ctx, 0, [&] {
         if (::symlinkat(std::string(target).c_str(), at->dirfd.get(), at->name.c_str()) != 0) {
-            return std::unexpected(errno);
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
@@ -100,15 +98,16 @@ Result<Entry> PassthroughFs::mknod(const RequestContext& ctx, NodeId parent, std
     }
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
+    int err = 0;
+    auto ran = as_requester(ctx, umask, [&] {
         // Without CAP_MKNOD the host refuses a device (EPERM) but not a whiteout.
         if (::mknodat(at->dirfd.get(), at->name.c_str(), type | allowed_mode(mode, type), dev) !=
             0) {
-            return std::unexpected(errno);
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
@@ -116,13 +115,14 @@ Result<Entry> PassthroughFs::mkdir(const RequestContext& ctx, NodeId parent, std
                                    uint32_t mode, uint32_t umask) {
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
+    int err = 0;
+    auto ran = as_requester(ctx, umask, [&] {
         if (::mkdirat(at->dirfd.get(), at->name.c_str(), allowed_mode(mode, S_IFDIR)) != 0) {
-            return std::unexpected(errno);
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
@@ -187,16 +187,15 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
     if (!at) return std::unexpected(at.error());
     UniqueFd fd;
     int err = 0;
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
+    auto ran = as_requester(ctx, umask, [&] {
         // Always exclusive: an existing name is never opened by the creating call, so a fifo
         // or device someone put there is not opened (it would block or act) and a symlink is
         // not followed (ELOOP).
         fd.reset(open_beneath(at->dirfd.get(), at->name.c_str(), *io_flags | O_CREAT | O_EXCL,
                               allowed_mode(mode, S_IFREG)));
         err = errno;
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
     if (!fd.valid()) {
         if (err != EEXIST || (flags & O_EXCL)) return std::unexpected(err);
         // It existed (a file the guest did not know of): open it like OPEN would, through the
@@ -206,12 +205,9 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
         if (!entry) return std::unexpected(entry.error());
         Result<OpenResult> opened = std::unexpected(EISDIR);
         if (!S_ISDIR(entry->attr.st.st_mode)) {
-            auto creds = as_requester(ctx, umask);
-            if (creds) {
-                opened = open(ctx, entry->nodeid, flags, false);
-            } else {
-                opened = std::unexpected(creds.error());
-            }
+            auto ran_open =
+                as_requester(ctx, umask, [&] { opened = open(ctx, entry->nodeid, flags, false); });
+            if (!ran_open) opened = std::unexpected(ran_open.error());
         }
         if (!opened) {
             inodes_->forget(entry->nodeid, 1);
@@ -233,13 +229,12 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     if (!dirfd) return std::unexpected(dirfd.error());
     UniqueFd fd;
     int err = 0;
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
+    auto ran = as_requester(ctx, umask, [&] {
         fd.reset(open_beneath(dirfd->get(), ".", (*io_flags & ~O_TRUNC) | O_TMPFILE,
                               allowed_mode(mode, S_IFREG)));
         err = errno;
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
     if (!fd.valid()) return std::unexpected(err);
     return finish_create(std::move(fd), *io_flags);
 }

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 
-#include "passthrough/credentials.hpp"
 #include "passthrough/names.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
@@ -223,13 +222,16 @@ Result<void> PassthroughFs::access(const RequestContext& ctx, NodeId node, uint3
     if (!in) return std::unexpected(in.error());
     auto fd = inodes_->path_fd(**in);
     if (!fd) return std::unexpected(fd.error());
-    // Checked as the requester: the effective ids (AT_EACCESS) switched for this thread only.
-    auto creds = ScopedCredentials::switch_to(ctx.uid, ctx.gid, ctx.groups);
-    if (!creds) return std::unexpected(creds.error());
-    if (::syscall(SYS_faccessat2, fd->get(), "", static_cast<int>(mask),
-                  AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0) {
-        return std::unexpected(errno);
-    }
+    // Checked as the requester: the effective ids (AT_EACCESS), on a thread of our own.
+    int err = 0;
+    auto ran = as_requester(ctx, 0, [&] {
+        if (::syscall(SYS_faccessat2, fd->get(), "", static_cast<int>(mask),
+                      AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0) {
+            err = errno;
+        }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return {};
 }
 

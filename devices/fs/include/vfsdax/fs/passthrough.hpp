@@ -56,9 +56,12 @@ struct PassthroughOptions {
 //   file of its own (OFD locks on it), opened read-write where the host allows. A FLUSH drops
 //   the owner's locks on the file, the release of its last handle drops everyone's. flock
 //   locks live on the handle's own description (per open file, as flock(2) is).
-// - When the process runs as root, files are created under the requester's uid, gid and
-//   supplementary groups (per thread), with the requester's umask (per-thread umask: the
-//   creating thread unshares its fs attributes once).
+// - When the process runs as root, files are created (and ACCESS is checked) under the
+//   requester's uid, gid and supplementary groups, with the requester's umask. Those are
+//   switched per thread, so the backend does it only on threads of its own (up to 4, started
+//   on first use, named "vfsdax-requestr", each unsharing its fs attributes once for the
+//   umask); the calling thread waits for it and is never changed. A thread that cannot get
+//   root's credentials back ends, its request gets EIO, and the process goes on.
 std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(const PassthroughOptions& options);
 
 // The capabilities the passthrough server needs (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER,
