@@ -761,14 +761,21 @@ TEST_CASE("DESTROY and INIT while OPEN and CREATE are in flight", "[fuse]") {
     std::ofstream(h.dir / "f") << "x";
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> unique{1000};
-    std::atomic<int> bad{0};
+    // What went wrong, as "OPCODE:error" (-1: no reply or a malformed one).
+    std::mutex bad_mutex;
+    std::vector<std::string> bad;
+    auto note = [&](const char* op, int error) {
+        std::lock_guard lock(bad_mutex);
+        bad.push_back(std::string(op) + ":" + std::to_string(error));
+    };
     // The reply's error, or -1 when none came or it was malformed.
     auto reply_error = [&](const Bytes& request, uint64_t id, fuse_entry_out* entry = nullptr) {
         auto written = h.send(request);
         if (!written) return -1;
         try {
             auto reply = parse_reply(*written, id);
-            if (entry) *entry = reply.as<fuse_entry_out>();
+            // An error reply has no payload to read an entry from.
+            if (entry && reply.error() == 0) *entry = reply.as<fuse_entry_out>();
             return reply.error();
         } catch (const std::exception&) {
             return -1;
@@ -786,28 +793,25 @@ TEST_CASE("DESTROY and INIT while OPEN and CREATE are in flight", "[fuse]") {
                 create.mode = S_IFREG | 0644;
                 const uint64_t id = unique.fetch_add(1);
                 const std::string name = "c" + std::to_string(t) + "-" + std::to_string(i % 8);
-                // EIO between DESTROY and INIT.
-                if (!allowed(reply_error(fuse_request(FUSE_CREATE, id, FUSE_ROOT_ID,
-                                                      {bytes_of(create), cstr(name)}),
-                                         id),
-                             {0, EIO})) {
-                    ++bad;
-                }
+                // EIO between DESTROY and INIT. An existing name is looked up, then opened as
+                // a node: a DESTROY in between forgets that node (ENOENT, or ESTALE).
+                const int created = reply_error(
+                    fuse_request(FUSE_CREATE, id, FUSE_ROOT_ID, {bytes_of(create), cstr(name)}),
+                    id);
+                if (!allowed(created, {0, EIO, ENOENT, ESTALE})) note("CREATE", created);
                 const uint64_t look = unique.fetch_add(1);
                 fuse_entry_out entry{};
                 const int found = reply_error(
                     fuse_request(FUSE_LOOKUP, look, FUSE_ROOT_ID, {cstr("f")}), look, &entry);
-                if (!allowed(found, {0, EIO})) ++bad;
+                if (!allowed(found, {0, EIO})) note("LOOKUP", found);
                 if (found != 0) continue;
                 fuse_open_in open{};
                 open.flags = O_WRONLY;
                 const uint64_t id2 = unique.fetch_add(1);
                 // A node from a session that ended since is unknown to the next one.
-                if (!allowed(reply_error(
-                                 fuse_request(FUSE_OPEN, id2, entry.nodeid, {bytes_of(open)}), id2),
-                             {0, EIO, ESTALE, ENOENT})) {
-                    ++bad;
-                }
+                const int opened =
+                    reply_error(fuse_request(FUSE_OPEN, id2, entry.nodeid, {bytes_of(open)}), id2);
+                if (!allowed(opened, {0, EIO, ESTALE, ENOENT})) note("OPEN", opened);
             }
         }));
     }
@@ -823,5 +827,5 @@ TEST_CASE("DESTROY and INIT while OPEN and CREATE are in flight", "[fuse]") {
     }
     stop = true;
     for (auto& c : clients) c.get();
-    CHECK(bad == 0);
+    CHECK(bad == std::vector<std::string>{});
 }
