@@ -44,7 +44,8 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
         return std::unexpected(fmt::format("--fs tag={}: {}: {}", share.tag, field, why));
     };
     auto out = std::make_unique<AttachedShare>();
-    auto backend = fs::make_passthrough(fs::PassthroughOptions{.root = share.dir});
+    auto backend = fs::make_passthrough(fs::PassthroughOptions{
+        .root = share.dir, .allow_setid = share.setid, .device_nodes = share.devices});
     if (!backend)
         return fail("dir", fmt::format("{}: {}", share.dir, std::strerror(backend.error())));
     out->backend = std::move(*backend);
@@ -83,6 +84,8 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
     options.fuse.cache = cache_policy(share.cache);
     options.fuse.read_only = share.readonly;
     options.fuse.xattr = share.xattr;
+    options.fuse.xattr_capability = share.xattr_capability;
+    options.fuse.xattr_trusted = share.xattr_trusted;
     options.fuse.inode_dax = inode_dax(share.inode_dax);
     options.fuse.inode_dax_min_size = share.inode_dax_min_size;
     options.packed_ring = share.packed;

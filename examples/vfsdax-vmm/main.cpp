@@ -91,11 +91,16 @@ int main(int argc, char** argv) {
     }
     // Before any thread starts (capabilities are per thread; new threads inherit them). An
     // unprivileged VMM has nothing to drop and the kernel refuses to touch the bounding set.
-    // A share with xattrs keeps CAP_SYS_ADMIN: the host checks it for trusted.* names, which
-    // guests use (overlayfs keeps its metadata there).
+    // A share that lets the guest set trusted.* names keeps CAP_SYS_ADMIN: the host checks it
+    // for them (overlayfs keeps its metadata there); no other share needs it.
     std::vector<int> keep_also;
-    if (std::ranges::any_of(config.fs, [](const vmm_cli::FsShare& s) { return s.xattr; })) {
+    if (std::ranges::any_of(config.fs, [](const vmm_cli::FsShare& s) { return s.xattr_trusted; })) {
         keep_also.push_back(CAP_SYS_ADMIN);
+    }
+    // security.capability is checked against CAP_SETFCAP; only shares that allow it need it.
+    if (std::ranges::any_of(config.fs,
+                            [](const vmm_cli::FsShare& s) { return s.xattr_capability; })) {
+        keep_also.push_back(CAP_SETFCAP);
     }
     if (auto r = fs::drop_capabilities(keep_also); !r) {
         vmm::log(vmm::LogLevel::Debug, "capabilities not dropped: {}", std::strerror(r.error()));

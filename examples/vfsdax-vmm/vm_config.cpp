@@ -119,7 +119,20 @@ std::expected<void, std::string> set_queues(FsShare& share, std::string_view tex
 }
 
 constexpr std::string_view kNotAField =
-    "is not a field (tag, dir, dax-window, cache, queues, packed, readonly, xattr, inode-dax)";
+    "is not a field (tag, dir, dax-window, cache, queues, packed, readonly, xattr, "
+    "xattr-capability, xattr-trusted, setid, devices, inode-dax)";
+
+// The on/off fields (readonly too, though on the command line its value is optional).
+bool* switch_field(FsShare& share, std::string_view key) {
+    if (key == "packed") return &share.packed;
+    if (key == "readonly") return &share.readonly;
+    if (key == "xattr") return &share.xattr;
+    if (key == "xattr-capability") return &share.xattr_capability;
+    if (key == "xattr-trusted") return &share.xattr_trusted;
+    if (key == "setid") return &share.setid;
+    if (key == "devices") return &share.devices;
+    return nullptr;
+}
 
 // The per-share fields whose value is text on the command line and in JSON alike.
 std::expected<void, std::string> set_fs_text_field(FsShare& share, std::string_view key,
@@ -143,6 +156,10 @@ std::expected<void, std::string> check_share(const FsShare& share) {
     if (share.dir.empty()) return fail("dir: is missing");
     if (share.inode_dax != InodeDaxMode::None && share.dax_window == 0)
         return fail("inode-dax: needs a dax-window (files reach DAX only through one)");
+    if (share.xattr_capability && !share.xattr)
+        return fail("xattr-capability: needs xattr=on (without it no xattr reaches the share)");
+    if (share.xattr_trusted && !share.xattr)
+        return fail("xattr-trusted: needs xattr=on (without it no xattr reaches the share)");
     return {};
 }
 
@@ -155,12 +172,10 @@ std::expected<void, std::string> apply_json_fs(const nlohmann::json& item, FsSha
     if (!item.is_object()) return fail("is not an object");
     for (const auto& [key, value] : item.items()) {
         std::expected<void, std::string> r;
-        if (key == "packed" || key == "readonly" || key == "xattr") {
+        if (bool* on = switch_field(share, key)) {
             if (!value.is_boolean())
                 return fail(fmt::format("{}: {} is not true or false", key, value.dump()));
-            (key == "packed"  ? share.packed
-             : key == "xattr" ? share.xattr
-                              : share.readonly) = value.get<bool>();
+            *on = value.get<bool>();
         } else if (key == "queues" && !value.is_number_unsigned()) {
             return fail(fmt::format("queues: {} is not a positive integer", value.dump()));
         } else if ((key == "dax-window" || key == "inode-dax") && !value.is_string() &&
@@ -243,10 +258,10 @@ std::expected<FsShare, std::string> parse_fs_option(std::string_view text) {
             } else {
                 share.readonly = true;
             }
-        } else if (key == "packed" || key == "xattr") {
+        } else if (bool* field = switch_field(share, key)) {
             auto on = parse_on_off(value);
             if (!on) return fail(fmt::format("{}: {}", key, on.error()));
-            (key == "packed" ? share.packed : share.xattr) = *on;
+            *field = *on;
         } else {
             if (!has_value && (key == "tag" || key == "dir" || key == "dax-window" ||
                                key == "cache" || key == "queues" || key == "inode-dax"))
@@ -420,6 +435,18 @@ Options:
                         packed=on|off     offer packed virtqueues (default off)
                         readonly[=on|off] refuse writes (default off)
                         xattr=on|off      serve extended attributes (default off)
+                        xattr-capability=on|off  let the guest set security.capability
+                                          (file capabilities, honoured on the host);
+                                          default off: EPERM. Needs xattr=on
+                        xattr-trusted=on|off  let the guest set trusted.* (root-only on
+                                          the host; overlayfs upper layers want it);
+                                          default off: EPERM. Needs xattr=on
+                        setid=on|off      keep set-user-ID/set-group-ID bits the guest
+                                          asks for; default off: they are stripped (a
+                                          directory keeps set-group-ID)
+                        devices=on|off    create the device nodes the guest asks for,
+                                          where the VMM may (CAP_MKNOD); never opened.
+                                          off: only whiteouts (0:0). Default on
                         inode-dax=WHICH   files a guest mounted with dax=inode (Linux's
                                           default) reaches through the DAX window: all,
                                           none, or SIZE for files of at least SIZE bytes
@@ -430,7 +457,8 @@ Options:
                       "fs": [{{"tag": ..., "dir": ...,
                       "dax-window": "1G", "cache": "auto", "queues": 1,
                       "packed": false, "readonly": false, "xattr": false,
-                      "inode-dax": "none"}}]}}.
+                      "xattr-capability": false, "xattr-trusted": false,
+                      "setid": false, "devices": true, "inode-dax": "none"}}]}}.
                       Command-line options override it; --fs adds to its shares.
   --log-level LEVEL   error, warn, info or debug (default info).
   --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto

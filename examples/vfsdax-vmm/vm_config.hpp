@@ -28,6 +28,10 @@ struct FsShare {
     bool packed = false;
     bool readonly = false;
     bool xattr = false;
+    bool xattr_capability = false;  // the guest may set security.capability (needs xattr)
+    bool xattr_trusted = false;     // the guest may set trusted.* (needs xattr)
+    bool setid = false;             // keep set-user-ID/set-group-ID bits the guest asks for
+    bool devices = true;            // create device nodes where the VMM may (whiteouts: always)
     InodeDaxMode inode_dax = InodeDaxMode::None;  // anything else needs a dax_window
     uint64_t inode_dax_min_size = 0;              // for InodeDaxMode::MinSize
 };
@@ -58,6 +62,7 @@ std::expected<uint64_t, std::string> parse_size(std::string_view text);
 
 // One --fs value:
 // "tag=T,dir=D[,dax-window=1G][,cache=auto][,queues=N][,packed=on|off][,readonly][,xattr=on|off]
+// [,xattr-capability=on|off][,xattr-trusted=on|off][,setid=on|off][,devices=on|off]
 // [,inode-dax=all|none|SIZE]".
 std::expected<FsShare, std::string> parse_fs_option(std::string_view text);
 

@@ -16,8 +16,12 @@ std::size_t SegmentCursor::peek_iovecs(uint64_t max_bytes, std::vector<iovec>& o
     for (std::size_t i = index_; i < segments_.size() && total < max_bytes; ++i) {
         const std::size_t chunk =
             std::min<uint64_t>(segments_[i].size() - offset, max_bytes - total);
-        out.push_back(iovec{segments_[i].data() + offset, chunk});
-        total += chunk;
+        // Zero-length segments carry nothing: leaving them out bounds the iovecs by the bytes,
+        // whatever number of empty descriptors the guest put in the chain.
+        if (chunk != 0) {
+            out.push_back(iovec{segments_[i].data() + offset, chunk});
+            total += chunk;
+        }
         offset = 0;
     }
     return total;

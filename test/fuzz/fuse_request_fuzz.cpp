@@ -1,5 +1,6 @@
-// libFuzzer target for the FUSE request parser: random messages, split into random segments,
-// with random reply room, served by a FuseServer over the passthrough backend on a scratch dir.
+// libFuzzer target for the FUSE request parser: random messages in chains of random shape
+// (tiny segments, empty descriptors anywhere), with random reply room, served by a FuseServer
+// over the passthrough backend on a scratch dir.
 #include <linux/fuse.h>
 #include <stdlib.h>
 
@@ -42,6 +43,10 @@ class FuzzRequest final : public test::BufferRequest {
 public:
     FuzzRequest(const uint8_t* data, std::size_t size, std::size_t segment, std::size_t reply)
         : BufferRequest({reinterpret_cast<const std::byte*>(data), size}, reply, segment) {}
+    FuzzRequest(const std::vector<uint8_t>& message, std::span<const std::size_t> readable,
+                std::span<const std::size_t> writable)
+        : BufferRequest({reinterpret_cast<const std::byte*>(message.data()), message.size()},
+                        readable, writable) {}
     void complete(uint32_t written) override {
         // The reply must fit what the chain offered and carry a consistent header.
         if (written > reply().size()) abort();
@@ -102,23 +107,44 @@ struct Session {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     static Session session;
-    if (size < 4) return 0;
-    // Control bytes: reply room, segment size, whether to make in.len consistent (so most
-    // inputs get past framing into the opcode handlers).
+    if (size < 6) return 0;
+    // Control bytes:
+    //   [0..1] reply room (bytes of writable descriptors, below 32 KiB)
+    //   [2]    readable segment size (0: one segment for the whole message)
+    //   [3]    bit 0: make in.len consistent (so most inputs get past framing into the opcode
+    //          handlers); bit 1: an empty descriptor after each readable segment; bit 2: one
+    //          after each writable segment
+    //   [4]    empty writable descriptors before the first byte of reply room
+    //   [5]    writable segment size (0: one segment for the whole room)
+    // Empty descriptors and one-byte segments are what a DescriptorChain can hold and the
+    // queue engines can hand over, so the server must take them anywhere.
     const std::size_t reply = (std::size_t{data[0]} << 8 | data[1]) % (1 << 15);
     const std::size_t segment = data[2] ? data[2] : SIZE_MAX;
     const bool fix_len = data[3] & 1;
-    data += 4;
-    size -= 4;
+    const bool empty_after_readable = data[3] & 2;
+    const bool empty_after_writable = data[3] & 4;
+    const std::size_t leading_empty = data[4];
+    const std::size_t reply_segment = data[5] ? data[5] : SIZE_MAX;
+    data += 6;
+    size -= 6;
     if (size == 0) return 0;
     std::vector<uint8_t> message(data, data + size);
     if (fix_len && size >= sizeof(fuse_in_header)) {
         const uint32_t len = static_cast<uint32_t>(size);
         std::memcpy(message.data(), &len, sizeof(len));
     }
+    std::vector<std::size_t> readable;
+    for (std::size_t at = 0; at < size; at += segment) {
+        readable.push_back(std::min(segment, size - at));
+        if (empty_after_readable) readable.push_back(0);
+    }
+    std::vector<std::size_t> writable(leading_empty, 0);
+    for (std::size_t at = 0; at < reply; at += reply_segment) {
+        writable.push_back(std::min(reply_segment, reply - at));
+        if (empty_after_writable) writable.push_back(0);
+    }
     // A session whatever the previous input did (DESTROY ends one; a second INIT is refused).
     session.init();
-    session.server->handle(std::make_unique<FuzzRequest>(message.data(), message.size(),
-                                                         std::min(segment, message.size()), reply));
+    session.server->handle(std::make_unique<FuzzRequest>(message, readable, writable));
     return 0;
 }

@@ -86,6 +86,10 @@ void FuseServer::Impl::handle(std::unique_ptr<FuseRequest> request) {
         bad = EINVAL;
     } else if (in.len > max_request_) {
         bad = E2BIG;
+    } else if (in.uid == UINT32_MAX || in.gid == UINT32_MAX) {
+        // -1 names nobody: to setresuid(2) and chown(2) it means "unchanged", which on a root
+        // server is root. Linux never sends it (its caller gets EOVERFLOW instead).
+        bad = EINVAL;
     }
     Call call{in, RequestContext{in.uid, in.gid, in.pid, {}},
               fuse::RequestBody(reader, bad ? 0 : in.len - sizeof(in)),
@@ -213,6 +217,7 @@ Outcome FuseServer::Impl::init(Call& c) {
     // A newer major: answer with ours only, and the client retries in our version.
     if (in.major > FUSE_KERNEL_VERSION) return c.reply.reply(out);
     if (in.major < FUSE_KERNEL_VERSION || in.minor < kMinMinor) return c.reply.error(EPROTO);
+    std::lock_guard session_lock(session_mutex_);
     if (initialized_.load(std::memory_order_acquire)) return c.reply.error(EIO);
 
     // Only what this server really does; each is the client's choice to take.
@@ -255,6 +260,7 @@ Outcome FuseServer::Impl::destroy(Call& c) {
 }
 
 void FuseServer::Impl::reset() {
+    std::lock_guard session_lock(session_mutex_);
     initialized_.store(false, std::memory_order_release);
     inode_dax_.store(false, std::memory_order_relaxed);
     lock_waiter_.stop();

@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string_view>
 
 #include "fuse/lock_waiter.hpp"
 #include "fuse/wire.hpp"
@@ -98,6 +100,8 @@ private:
     // The wire attributes, FUSE_ATTR_DAX set by the per-inode DAX policy of this session.
     fuse_attr wire_attr(const Attr& attr) const;
     uint32_t open_flags(uint32_t backend_flags) const;
+    // 0 when the guest may set or remove the xattr `name`, else the error to reply.
+    int xattr_policy(std::string_view name) const;
 
     FileSystem& fs_;
     const FuseOptions options_;
@@ -105,6 +109,9 @@ private:
     const uint32_t max_write_;
     const uint64_t max_request_;
     const uint64_t timeout_;  // seconds, entries and attributes alike
+    // INIT, DESTROY and reset() change the session one at a time: two INITs racing past the
+    // initialized_ check would both start a session. Requests read the flags without it.
+    std::mutex session_mutex_;
     std::atomic<bool> initialized_{false};
     // FUSE_HAS_INODE_DAX negotiated in this session's INIT.
     std::atomic<bool> inode_dax_{false};

@@ -2,7 +2,6 @@
 #include "fuse/wire.hpp"
 
 #include <climits>
-#include <cstring>
 
 namespace vfsdax::fs::fuse {
 
@@ -40,14 +39,8 @@ Result<std::string_view> StringList::next_name() {
 }
 
 ReplyWriter::ReplyWriter(virtio::ChainWriter& writer, uint64_t unique)
-    : writer_(writer), unique_(unique), start_(writer.bytes_written()) {
+    : writer_(writer), header_at_(writer), unique_(unique), start_(writer.bytes_written()) {
     if (writer_.remaining() < sizeof(fuse_out_header)) return;
-    // peek_iovecs appends to a vector; the header is tiny, so copy it into the fixed array.
-    thread_local std::vector<iovec> iov;
-    iov.clear();
-    writer_.peek_iovecs(sizeof(fuse_out_header), iov);
-    header_count_ = iov.size();
-    std::memcpy(header_, iov.data(), iov.size() * sizeof(iovec));
     writer_.advance(sizeof(fuse_out_header));
     has_header_ = true;
 }
@@ -58,10 +51,9 @@ uint32_t ReplyWriter::finish(int error) {
     header.unique = unique_;
     header.error = -error;
     header.len = error ? sizeof(header) : static_cast<uint32_t>(writer_.bytes_written() - start_);
-    const auto* src = reinterpret_cast<const char*>(&header);
-    for (std::size_t i = 0, done = 0; i < header_count_; done += header_[i].iov_len, ++i) {
-        std::memcpy(header_[i].iov_base, src + done, header_[i].iov_len);
-    }
+    // The constructor checked the room, so this write cannot come up short.
+    virtio::ChainWriter at = header_at_;
+    (void)at.write_object(header);
     return header.len;
 }
 

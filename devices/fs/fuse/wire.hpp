@@ -2,7 +2,6 @@
 #pragma once
 
 #include <linux/fuse.h>
-#include <sys/uio.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -56,6 +55,9 @@ private:
 
 // The reply: claims room for fuse_out_header first, so the payload can be written straight
 // into guest memory (zero-copy reads) and the header filled in once its length is known.
+// The header's place is kept as a copy of the writer's cursor, not as a list of the segments
+// it spans: a chain may spread those 16 bytes over any number of segments (zero-length ones
+// included), and a cursor walks them all without a bound of its own.
 class ReplyWriter {
 public:
     ReplyWriter(virtio::ChainWriter& writer, uint64_t unique);
@@ -79,11 +81,10 @@ public:
 
 private:
     virtio::ChainWriter& writer_;
+    const virtio::ChainWriter header_at_;  // the writer as it stood before the header
     uint64_t unique_;
     uint64_t start_;  // where the header begins in the writable part
     bool has_header_ = false;
-    iovec header_[sizeof(fuse_out_header)];  // one byte per segment at worst
-    std::size_t header_count_ = 0;
 };
 
 fuse_attr to_fuse_attr(const Attr& attr);

@@ -7,6 +7,15 @@
 
 namespace vfsdax::fs {
 
+int FuseServer::Impl::xattr_policy(std::string_view name) const {
+    // File capabilities: the host grants them to whoever runs the file, so a guest that sets
+    // them hands out privileges on the host (the kernel checks CAP_SETFCAP, which a root
+    // server has). trusted.*: root-only on the host (overlayfs keeps its metadata there).
+    if (name == "security.capability" && !options_.xattr_capability) return EPERM;
+    if (name.starts_with("trusted.") && !options_.xattr_trusted) return EPERM;
+    return 0;
+}
+
 Outcome FuseServer::Impl::setxattr(Call& c) {
     // Without FUSE_SETXATTR_EXT (never offered) the kernel sends the short fuse_setxattr_in.
     fuse_setxattr_in in{};
@@ -25,6 +34,7 @@ Outcome FuseServer::Impl::setxattr(Call& c) {
     const std::size_t value_at = name->size() + 1;
     if (buffer.size() - value_at != in.size) return c.reply.error(EINVAL);
     const auto* value = reinterpret_cast<const std::byte*>(buffer.data() + value_at);
+    if (int refused = xattr_policy(*name)) return c.reply.error(refused);
     auto r = fs_.setxattr(c.ctx, c.in.nodeid, *name, {value, in.size}, in.flags);
     return c.reply.finish(r ? 0 : r.error());
 }
@@ -68,6 +78,7 @@ Outcome FuseServer::Impl::removexattr(Call& c) {
     if (auto r = c.body.take_rest(buffer, XATTR_NAME_MAX + 1); !r) return c.reply.error(r.error());
     auto name = fuse::StringList(buffer).next(XATTR_NAME_MAX);
     if (!name) return c.reply.error(name.error());
+    if (int refused = xattr_policy(*name)) return c.reply.error(refused);
     auto r = fs_.removexattr(c.ctx, c.in.nodeid, *name);
     return c.reply.finish(r ? 0 : r.error());
 }

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <utility>
 
 namespace vfsdax::fs::passthrough {
@@ -22,16 +21,25 @@ long raw_setgroups(std::span<const gid_t> groups) {
     return ::syscall(SYS_setgroups, groups.size(), groups.data());
 }
 
-// Back to root. Failing here would leave a worker thread running as a guest user with no way
-// to regain root for the next request; no state is safe to continue from.
+thread_local bool g_lost = false;
+
+// Back to root. A failure leaves this thread acting as some guest user: it is marked lost, and
+// the thread's owner ends it rather than let it serve another requester.
 void restore_root() {
-    if (raw_setresuid(0) != 0 || raw_setresgid(0) != 0 || raw_setgroups({}) != 0) std::abort();
+    if (raw_setresuid(0) != 0 || raw_setresgid(0) != 0 || raw_setgroups({}) != 0) g_lost = true;
 }
 
 }  // namespace
 
+bool ScopedCredentials::lost() {
+    return g_lost;
+}
+
 std::expected<ScopedCredentials, int> ScopedCredentials::switch_to(uid_t uid, gid_t gid,
                                                                    std::span<const gid_t> groups) {
+    if (uid == static_cast<uid_t>(-1) || gid == static_cast<gid_t>(-1)) {
+        return std::unexpected(EINVAL);
+    }
     // Only root may become someone else; an unprivileged server creates files as itself.
     if (::geteuid() != 0) return ScopedCredentials(false);
     if (uid == 0 && gid == 0 && groups.empty()) return ScopedCredentials(false);

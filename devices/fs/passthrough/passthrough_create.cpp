@@ -4,25 +4,18 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 
-#include "passthrough/credentials.hpp"
 #include "passthrough/names.hpp"
 #include "passthrough/open_flags.hpp"
 #include "passthrough/passthrough_fs.hpp"
-#include "passthrough/thread_umask.hpp"
 
 namespace vfsdax::fs::passthrough {
 
 namespace {
-
-// The requester's umask and identity for the creating syscall; restored when it goes away.
-std::expected<ScopedCredentials, int> as_requester(const RequestContext& ctx, uint32_t umask) {
-    if (auto ok = set_thread_umask(umask); !ok) return std::unexpected(ok.error());
-    return ScopedCredentials::switch_to(ctx.uid, ctx.gid, ctx.groups);
-}
 
 // openat2 in `dirfd` that follows no symlink and no magic link and stays beneath `dirfd`.
 int open_beneath(int dirfd, const char* name, int flags, mode_t mode) {
@@ -41,6 +34,18 @@ struct PassthroughFs::NameIn {
     PathFd dirfd;
     std::string name;
 };
+
+Result<void> PassthroughFs::as_requester(const RequestContext& ctx, uint32_t umask,
+                                         const std::function<void()>& work) {
+    return requesters_.run({ctx.uid, ctx.gid, ctx.groups, static_cast<mode_t>(umask)}, work);
+}
+
+mode_t PassthroughFs::allowed_mode(uint32_t mode, mode_t type) const {
+    mode_t bits = mode & 07777;
+    if (policy_.allow_setid) return bits;
+    // Set-group-ID on a directory grants nothing: new entries inherit its group.
+    return bits & ~(type == S_IFDIR ? mode_t{S_ISUID} : mode_t{S_ISUID | S_ISGID});
+}
 
 Result<PassthroughFs::NameIn> PassthroughFs::name_in(NodeId parent, std::string_view name) const {
     if (auto ok = check_new_name(name); !ok) return std::unexpected(ok.error());
@@ -67,30 +72,42 @@ Result<Entry> PassthroughFs::symlink(const RequestContext& ctx, NodeId parent,
     if (target.find('\0') != std::string_view::npos) return std::unexpected(EINVAL);
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, 0);
-        if (!creds) return std::unexpected(creds.error());
+    int err = 0;
+    auto ran = as_requester(ctx, 0, [&] {
         if (::symlinkat(std::string(target).c_str(), at->dirfd.get(), at->name.c_str()) != 0) {
-            return std::unexpected(errno);
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
 Result<Entry> PassthroughFs::mknod(const RequestContext& ctx, NodeId parent, std::string_view name,
-                                   uint32_t mode, uint32_t, uint32_t umask) {
+                                   uint32_t mode, uint32_t rdev, uint32_t umask) {
     const mode_t type = mode & S_IFMT;
-    if (type == S_IFCHR || type == S_IFBLK) return std::unexpected(EPERM);
-    if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) return std::unexpected(EINVAL);
+    dev_t dev = 0;
+    if (type == S_IFCHR || type == S_IFBLK) {
+        // The kernel's 32-bit encoding (new_encode_dev): minor's low byte, 12 bits of major,
+        // then minor's upper 12 bits.
+        dev = makedev((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
+        const bool whiteout = type == S_IFCHR && dev == 0;
+        if (!whiteout && !policy_.device_nodes) return std::unexpected(EPERM);
+    } else if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) {
+        return std::unexpected(EINVAL);
+    }
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
-        if (::mknodat(at->dirfd.get(), at->name.c_str(), type | (mode & 07777), 0) != 0) {
-            return std::unexpected(errno);
+    int err = 0;
+    auto ran = as_requester(ctx, umask, [&] {
+        // Without CAP_MKNOD the host refuses a device (EPERM) but not a whiteout.
+        if (::mknodat(at->dirfd.get(), at->name.c_str(), type | allowed_mode(mode, type), dev) !=
+            0) {
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
@@ -98,13 +115,14 @@ Result<Entry> PassthroughFs::mkdir(const RequestContext& ctx, NodeId parent, std
                                    uint32_t mode, uint32_t umask) {
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
-        if (::mkdirat(at->dirfd.get(), at->name.c_str(), mode & 07777) != 0) {
-            return std::unexpected(errno);
+    int err = 0;
+    auto ran = as_requester(ctx, umask, [&] {
+        if (::mkdirat(at->dirfd.get(), at->name.c_str(), allowed_mode(mode, S_IFDIR)) != 0) {
+            err = errno;
         }
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return lookup_in(*at->dir, at->name);
 }
 
@@ -163,22 +181,21 @@ Result<Entry> PassthroughFs::link(const RequestContext&, NodeId node, NodeId new
 Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId parent,
                                            std::string_view name, uint32_t mode, uint32_t umask,
                                            uint32_t flags) {
-    auto io_flags = sanitize_open_flags(flags, session_.writeback_cache);
+    auto io_flags = sanitize_open_flags(flags, session().writeback_cache);
     if (!io_flags) return std::unexpected(io_flags.error());
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
     UniqueFd fd;
     int err = 0;
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
+    auto ran = as_requester(ctx, umask, [&] {
         // Always exclusive: an existing name is never opened by the creating call, so a fifo
         // or device someone put there is not opened (it would block or act) and a symlink is
         // not followed (ELOOP).
         fd.reset(open_beneath(at->dirfd.get(), at->name.c_str(), *io_flags | O_CREAT | O_EXCL,
-                              mode & 07777));
+                              allowed_mode(mode, S_IFREG)));
         err = errno;
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
     if (!fd.valid()) {
         if (err != EEXIST || (flags & O_EXCL)) return std::unexpected(err);
         // It existed (a file the guest did not know of): open it like OPEN would, through the
@@ -188,12 +205,9 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
         if (!entry) return std::unexpected(entry.error());
         Result<OpenResult> opened = std::unexpected(EISDIR);
         if (!S_ISDIR(entry->attr.st.st_mode)) {
-            auto creds = as_requester(ctx, umask);
-            if (creds) {
-                opened = open(ctx, entry->nodeid, flags, false);
-            } else {
-                opened = std::unexpected(creds.error());
-            }
+            auto ran_open =
+                as_requester(ctx, umask, [&] { opened = open(ctx, entry->nodeid, flags, false); });
+            if (!ran_open) opened = std::unexpected(ran_open.error());
         }
         if (!opened) {
             inodes_->forget(entry->nodeid, 1);
@@ -206,7 +220,7 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
 
 Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId parent, uint32_t mode,
                                             uint32_t umask, uint32_t flags) {
-    auto io_flags = sanitize_open_flags(flags, session_.writeback_cache);
+    auto io_flags = sanitize_open_flags(flags, session().writeback_cache);
     if (!io_flags) return std::unexpected(io_flags.error());
     auto dir = inode(parent);
     if (!dir) return std::unexpected(dir.error());
@@ -215,12 +229,12 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     if (!dirfd) return std::unexpected(dirfd.error());
     UniqueFd fd;
     int err = 0;
-    {
-        auto creds = as_requester(ctx, umask);
-        if (!creds) return std::unexpected(creds.error());
-        fd.reset(open_beneath(dirfd->get(), ".", (*io_flags & ~O_TRUNC) | O_TMPFILE, mode & 07777));
+    auto ran = as_requester(ctx, umask, [&] {
+        fd.reset(open_beneath(dirfd->get(), ".", (*io_flags & ~O_TRUNC) | O_TMPFILE,
+                              allowed_mode(mode, S_IFREG)));
         err = errno;
-    }
+    });
+    if (!ran) return std::unexpected(ran.error());
     if (!fd.valid()) return std::unexpected(err);
     return finish_create(std::move(fd), *io_flags);
 }

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 
-#include "passthrough/credentials.hpp"
 #include "passthrough/names.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
@@ -31,8 +30,9 @@ std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
     auto table = passthrough::InodeTable::create(std::move(root), budget(options.max_inode_fds, 2),
                                                  options.file_handles);
     if (!table) return std::unexpected(table.error());
-    return std::make_unique<passthrough::PassthroughFs>(std::move(*table),
-                                                        budget(options.max_lock_fds, 4));
+    return std::make_unique<passthrough::PassthroughFs>(
+        std::move(*table), budget(options.max_lock_fds, 4),
+        passthrough::PassthroughFs::CreatePolicy{options.allow_setid, options.device_nodes});
 }
 
 }  // namespace vfsdax::fs
@@ -40,7 +40,7 @@ std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
 namespace vfsdax::fs::passthrough {
 
 Result<void> PassthroughFs::init(const SessionInfo& session) {
-    session_ = session;
+    session_.store(session, std::memory_order_release);
     return {};
 }
 
@@ -222,13 +222,16 @@ Result<void> PassthroughFs::access(const RequestContext& ctx, NodeId node, uint3
     if (!in) return std::unexpected(in.error());
     auto fd = inodes_->path_fd(**in);
     if (!fd) return std::unexpected(fd.error());
-    // Checked as the requester: the effective ids (AT_EACCESS) switched for this thread only.
-    auto creds = ScopedCredentials::switch_to(ctx.uid, ctx.gid, ctx.groups);
-    if (!creds) return std::unexpected(creds.error());
-    if (::syscall(SYS_faccessat2, fd->get(), "", static_cast<int>(mask),
-                  AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0) {
-        return std::unexpected(errno);
-    }
+    // Checked as the requester: the effective ids (AT_EACCESS), on a thread of our own.
+    int err = 0;
+    auto ran = as_requester(ctx, 0, [&] {
+        if (::syscall(SYS_faccessat2, fd->get(), "", static_cast<int>(mask),
+                      AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0) {
+            err = errno;
+        }
+    });
+    if (!ran) return std::unexpected(ran.error());
+    if (err) return std::unexpected(err);
     return {};
 }
 

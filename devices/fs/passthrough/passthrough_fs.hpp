@@ -2,6 +2,8 @@
 // the passthrough_*.cpp files by area).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,15 +11,21 @@
 #include "passthrough/handle_table.hpp"
 #include "passthrough/inode_table.hpp"
 #include "passthrough/posix_locks.hpp"
+#include "passthrough/requester_threads.hpp"
 #include "vfsdax/fs/file_system.hpp"
 
 namespace vfsdax::fs::passthrough {
 
 class PassthroughFs final : public FileSystem {
 public:
+    // What the guest may create (PassthroughOptions::allow_setid, device_nodes).
+    struct CreatePolicy {
+        bool allow_setid = false;
+        bool device_nodes = true;
+    };
     // `max_lock_fds`: how many lock owners' descriptions may be open (see PosixLocks).
-    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds)
-        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds) {}
+    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds, CreatePolicy policy)
+        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds), policy_(policy) {}
 
     Result<void> init(const SessionInfo& session) override;
     void destroy() override;
@@ -125,11 +133,25 @@ private:
     // "/proc/self/fd/N" for the node's inode; `holder` keeps N open while the path is used.
     Result<std::string> xattr_path(NodeId node, PathFdHolder& holder) const;
     Result<void> list_dir(NodeId node, FileHandle fh, uint64_t offset, DirSink& sink, bool plus);
+    // The permission bits of `mode` the guest may set on a file of `type`, per policy_.
+    mode_t allowed_mode(uint32_t mode, mode_t type) const;
+    // Runs `work` as the requester (uid, gid, groups, and `umask` for what it creates) on one
+    // of requesters_; the caller's own thread never changes.
+    Result<void> as_requester(const RequestContext& ctx, uint32_t umask,
+                              const std::function<void()>& work);
+    // The negotiated session: init() stores it while requests of the session before may
+    // still be running (DESTROY then INIT with requests in flight), so it is read atomically.
+    SessionInfo session() const { return session_.load(std::memory_order_acquire); }
 
     std::unique_ptr<InodeTable> inodes_;
     HandleTable handles_;
     PosixLocks locks_;
-    SessionInfo session_;
+    const CreatePolicy policy_;
+    // As many as FsDevice's default worker pool: creations from all of them may run at once.
+    RequesterThreads requesters_{4};
+    std::atomic<SessionInfo> session_{SessionInfo{}};
+    static_assert(std::atomic<SessionInfo>::is_always_lock_free,
+                  "a SessionInfo that outgrows a lock-free atomic needs a snapshot under a lock");
 };
 
 }  // namespace vfsdax::fs::passthrough

@@ -63,7 +63,7 @@ OpenResult PassthroughFs::add_handle(InodePtr inode, UniqueFd fd, bool directory
 }
 
 Result<UniqueFd> PassthroughFs::open_for_io(const Inode& inode, uint32_t flags) const {
-    auto host = sanitize_open_flags(flags, session_.writeback_cache);
+    auto host = sanitize_open_flags(flags, session().writeback_cache);
     if (!host) return std::unexpected(host.error());
     // Only regular files and directories carry data the server may touch; a fifo would block
     // the server and a device would act on the host.
@@ -78,7 +78,7 @@ Result<OpenResult> PassthroughFs::open(const RequestContext&, NodeId node, uint3
     if (!in) return std::unexpected(in.error());
     auto fd = open_for_io(**in, flags);
     if (!fd) return std::unexpected(fd.error());
-    if (kill_suidgid_flag && session_.killpriv_v2 && (*in)->type == S_IFREG) {
+    if (kill_suidgid_flag && session().killpriv_v2 && (*in)->type == S_IFREG) {
         if (auto ok = kill_suidgid(fd->get()); !ok) return std::unexpected(ok.error());
     }
     const int access = ::fcntl(fd->get(), F_GETFL) & O_ACCMODE;
@@ -103,7 +103,7 @@ Result<std::size_t> PassthroughFs::write(const RequestContext&, NodeId node, Fil
     if (offset > kMaxOffset) return std::unexpected(EFBIG);
     const int fd = (*open)->fd.get();
     // Root keeps set-user-ID bits on write (CAP_FSETID); the guest asked for them to go.
-    if (kill_suidgid_flag && session_.killpriv_v2) {
+    if (kill_suidgid_flag && session().killpriv_v2) {
         if (auto ok = kill_suidgid(fd); !ok) return std::unexpected(ok.error());
     }
     return transfer_all(src, offset,

@@ -38,13 +38,15 @@ Result<Attr> PassthroughFs::setattr(const RequestContext&, NodeId node, const Se
     if (in.valid & FATTR_MODE) {
         // A symlink has no mode of its own on Linux.
         if (target.type == S_IFLNK) return std::unexpected(EOPNOTSUPP);
+        // The inode's own type decides what may stay, not the type bits the guest sent.
+        const mode_t mode = allowed_mode(in.mode, target.type);
         int rc;
         if (open) {
-            rc = ::fchmod(open->fd.get(), in.mode & 07777);
+            rc = ::fchmod(open->fd.get(), mode);
         } else {
             // chmod has no AT_EMPTY_PATH before Linux 6.6: the /proc magic link of our own fd
             // leads to the inode without resolving any name.
-            rc = ::chmod(proc_path(path).c_str(), in.mode & 07777);
+            rc = ::chmod(proc_path(path).c_str(), mode);
         }
         if (rc != 0) return std::unexpected(errno);
     }
@@ -90,7 +92,7 @@ Result<Attr> PassthroughFs::setattr(const RequestContext&, NodeId node, const Se
                             : ::utimensat(path, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
         if (rc != 0) return std::unexpected(errno);
     }
-    if ((in.valid & FATTR_KILL_SUIDGID) && session_.killpriv_v2 && target.type == S_IFREG &&
+    if ((in.valid & FATTR_KILL_SUIDGID) && session().killpriv_v2 && target.type == S_IFREG &&
         !(in.valid & FATTR_MODE)) {
         auto io = inodes_->reopen(target, O_RDONLY);
         if (!io) return std::unexpected(io.error());

@@ -18,9 +18,9 @@ std::vector<int> passthrough_capabilities() {
         CAP_DAC_READ_SEARCH,  // open_by_handle_at, for inodes held as file handles
         CAP_FOWNER,           // chmod/utimes/xattrs on files the server does not own
         CAP_FSETID,           // keep set-group-ID bits the guest asked for
+        CAP_MKNOD,            // device nodes the guest creates (PassthroughOptions::device_nodes)
         CAP_SETGID,           // per-thread credentials while creating files
         CAP_SETUID,
-        CAP_SETFCAP,  // the guest may set security.capability like any root could
     };
 }
 

@@ -28,6 +28,32 @@ public:
         reader_.emplace(chain_);
         writer_.emplace(chain_);
     }
+    // Any chain shape a DescriptorChain can hold: readable segments of the sizes in `readable`
+    // (the request bytes not covered go in one more segment), then writable ones of the sizes
+    // in `writable`, which together make the reply buffer. A size 0 is an empty descriptor:
+    // the queue engines accept those, so the server must take them anywhere.
+    BufferRequest(std::span<const std::byte> request, std::span<const std::size_t> readable,
+                  std::span<const std::size_t> writable)
+        : request_(request.begin(), request.end()) {
+        std::size_t reply_size = 0;
+        for (std::size_t n : writable) reply_size += n;
+        reply_.resize(reply_size);
+        std::size_t at = 0;
+        for (std::size_t n : readable) {
+            n = std::min(n, request_.size() - at);
+            (void)chain_.add({request_.data() + at, n}, false);
+            at += n;
+        }
+        if (at < request_.size())
+            (void)chain_.add({request_.data() + at, request_.size() - at}, false);
+        at = 0;
+        for (std::size_t n : writable) {
+            (void)chain_.add({reply_.data() + at, n}, true);
+            at += n;
+        }
+        reader_.emplace(chain_);
+        writer_.emplace(chain_);
+    }
     virtio::ChainReader& reader() override { return *reader_; }
     virtio::ChainWriter& writer() override { return *writer_; }
 

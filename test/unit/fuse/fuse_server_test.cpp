@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -39,6 +40,9 @@ public:
     TestRequest(const Bytes& request, uint32_t reply_capacity, std::size_t segment,
                 std::shared_ptr<State> state)
         : BufferRequest(request, reply_capacity, segment), state_(std::move(state)) {}
+    TestRequest(const Bytes& request, std::span<const std::size_t> readable,
+                std::span<const std::size_t> writable, std::shared_ptr<State> state)
+        : BufferRequest(request, readable, writable), state_(std::move(state)) {}
     void complete(uint32_t written) override {
         std::lock_guard lock(state_->mutex);
         state_->written = written;
@@ -68,6 +72,18 @@ struct Harness {
     std::optional<Bytes> send(const Bytes& request, uint32_t reply_capacity = 1 << 16,
                               std::size_t segment = SIZE_MAX) {
         auto state = submit(request, reply_capacity, segment);
+        std::unique_lock lock(state->mutex);
+        if (!state->done.wait_for(lock, std::chrono::seconds(5),
+                                  [&] { return state->written.has_value(); })) {
+            return std::nullopt;
+        }
+        return state->reply;
+    }
+    // Sends one request over a chain of the given shape (see BufferRequest).
+    std::optional<Bytes> send_shaped(const Bytes& request, std::span<const std::size_t> readable,
+                                     std::span<const std::size_t> writable) {
+        auto state = std::make_shared<TestRequest::State>();
+        server.handle(std::make_unique<TestRequest>(request, readable, writable, state));
         std::unique_lock lock(state->mutex);
         if (!state->done.wait_for(lock, std::chrono::seconds(5),
                                   [&] { return state->written.has_value(); })) {
@@ -160,6 +176,81 @@ TEST_CASE("requests before INIT get EIO; FORGET gets no reply", "[fuse]") {
     auto written = h.send(fuse_request(FUSE_FORGET, 9, FUSE_ROOT_ID, {bytes_of(forget)}));
     REQUIRE(written);
     CHECK(written->empty());
+}
+
+TEST_CASE("chains of any shape: empty and one-byte descriptors anywhere", "[fuse]") {
+    // The queue engines accept zero-length descriptors and FuseServer::handle is public, so
+    // the server must be safe for every chain a DescriptorChain can describe. The reply header
+    // once went through a fixed array of 16 iovecs: 17 empty segments before it overflowed it.
+    Harness h;
+    h.init();
+    std::ofstream(h.dir.path() / "f") << "0123456789";
+    fuse_getattr_in getattr{};
+    const Bytes request = fuse_request(FUSE_GETATTR, 7, FUSE_ROOT_ID, {bytes_of(getattr)});
+
+    SECTION("17 empty writable segments, then room for the reply") {
+        std::vector<std::size_t> writable(17, 0);
+        writable.push_back(4096);
+        auto written = h.send_shaped(request, {}, writable);
+        REQUIRE(written);
+        auto reply = parse_reply(*written, 7);
+        CHECK(reply.error() == 0);
+        CHECK((reply.as<fuse_attr_out>().attr.mode & S_IFMT) == S_IFDIR);
+    }
+    SECTION("every byte of the reply in its own segment, an empty one after each") {
+        std::vector<std::size_t> writable;
+        for (std::size_t i = 0; i < sizeof(fuse_out_header) + sizeof(fuse_attr_out); ++i) {
+            writable.insert(writable.end(), {1, 0});
+        }
+        auto written = h.send_shaped(request, {}, writable);
+        REQUIRE(written);
+        auto reply = parse_reply(*written, 7);
+        CHECK(reply.error() == 0);
+        CHECK((reply.as<fuse_attr_out>().attr.mode & S_IFMT) == S_IFDIR);
+    }
+    SECTION("the request itself in one-byte segments between empty ones") {
+        std::vector<std::size_t> readable;
+        for (std::size_t i = 0; i < request.size(); ++i) readable.insert(readable.end(), {0, 1});
+        readable.push_back(0);
+        const std::size_t writable[] = {0, 0, 4096, 0};
+        auto written = h.send_shaped(request, readable, writable);
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 7).error() == 0);
+    }
+    SECTION("READ and WRITE payloads across empty segments") {
+        fuse_entry_out entry = h.call(FUSE_LOOKUP, FUSE_ROOT_ID, {cstr("f")}).as<fuse_entry_out>();
+        fuse_open_in open{};
+        open.flags = O_RDWR;
+        const uint64_t fh =
+            h.call(FUSE_OPEN, entry.nodeid, {bytes_of(open)}).as<fuse_open_out>().fh;
+        fuse_write_in write{};
+        write.fh = fh;
+        write.size = 4;
+        const Bytes wreq =
+            fuse_request(FUSE_WRITE, 8, entry.nodeid, {bytes_of(write), raw_bytes("ABCD")});
+        std::vector<std::size_t> readable(wreq.size() - 4, 1);
+        readable.insert(readable.end(), {0, 0, 2, 0, 0, 2, 0});
+        const std::size_t room[] = {0, sizeof(fuse_out_header) + sizeof(fuse_write_out)};
+        auto written = h.send_shaped(wreq, readable, room);
+        REQUIRE(written);
+        auto wrote = parse_reply(*written, 8);
+        REQUIRE(wrote.error() == 0);
+        CHECK(wrote.as<fuse_write_out>().size == 4);
+
+        fuse_read_in read{};
+        read.fh = fh;
+        read.size = 10;
+        const Bytes rreq = fuse_request(FUSE_READ, 9, entry.nodeid, {bytes_of(read)});
+        std::vector<std::size_t> writable(40, 0);
+        writable.push_back(sizeof(fuse_out_header) + 3);
+        writable.resize(writable.size() + 2000, 0);  // more empty ones than IOV_MAX
+        writable.push_back(7);
+        written = h.send_shaped(rreq, {}, writable);
+        REQUIRE(written);
+        auto got = parse_reply(*written, 9);
+        REQUIRE(got.error() == 0);
+        CHECK(got.text() == "ABCD456789");
+    }
 }
 
 TEST_CASE("framing: in.len is checked against the chain and the size limit", "[fuse]") {
@@ -301,6 +392,64 @@ TEST_CASE("xattr off: the xattr opcodes reply ENOSYS", "[fuse]") {
     fuse_getxattr_in get{0, 0};
     CHECK(h.call(FUSE_GETXATTR, FUSE_ROOT_ID, {bytes_of(get), cstr("user.a")}).error() == ENOSYS);
     CHECK(h.call(FUSE_LISTXATTR, FUSE_ROOT_ID, {bytes_of(get)}).error() == ENOSYS);
+}
+
+TEST_CASE("xattr policy: security.capability and trusted.* only where allowed", "[fuse]") {
+    // File capabilities are honoured on the host whoever runs the file; trusted.* is root's.
+    auto setxattr = [](Harness& h, const char* name) {
+        const Bytes value = raw_bytes("v");
+        fuse_setxattr_in in{};
+        in.size = static_cast<uint32_t>(value.size());
+        Bytes fixed = bytes_of(in);
+        fixed.resize(FUSE_COMPAT_SETXATTR_IN_SIZE);
+        return h.call(FUSE_SETXATTR, FUSE_ROOT_ID, {fixed, cstr(name), value}).error();
+    };
+    auto removexattr = [](Harness& h, const char* name) {
+        return h.call(FUSE_REMOVEXATTR, FUSE_ROOT_ID, {cstr(name)}).error();
+    };
+    Harness h(FuseOptions{.xattr = true});
+    h.init();
+    CHECK(setxattr(h, "security.capability") == EPERM);
+    CHECK(setxattr(h, "trusted.overlay.opaque") == EPERM);
+    CHECK(removexattr(h, "security.capability") == EPERM);
+    CHECK(removexattr(h, "trusted.overlay.opaque") == EPERM);
+    CHECK(::getxattr(h.dir.path().c_str(), "trusted.overlay.opaque", nullptr, 0) < 0);
+    // Names that merely look alike are the backend's business.
+    CHECK(setxattr(h, "user.trusted.x") == 0);
+    CHECK(setxattr(h, "security.capabilityx") != EPERM);
+
+    Harness allowed(FuseOptions{.xattr = true, .xattr_capability = true, .xattr_trusted = true});
+    allowed.init();
+    if (::geteuid() == 0) {
+        CHECK(setxattr(allowed, "trusted.overlay.opaque") == 0);
+        char v[4] = {};
+        CHECK(::getxattr(allowed.dir.path().c_str(), "trusted.overlay.opaque", v, sizeof(v)) == 1);
+        CHECK(removexattr(allowed, "trusted.overlay.opaque") == 0);
+    }
+    // Reaches the host, which checks the value's format (a one-byte value is not one).
+    CHECK(setxattr(allowed, "security.capability") != EPERM);
+}
+
+TEST_CASE("a request from uid or gid -1 is refused", "[fuse]") {
+    // -1 is "unchanged" to setresuid and chown: a root server would create the file as root.
+    Harness h;
+    h.init();
+    fuse_create_in create{};
+    create.flags = O_RDWR;
+    create.mode = S_IFREG | 0644;
+    fuse_mkdir_in mkdir{0755, 0};
+    for (Caller who : {Caller{UINT32_MAX, 1000, 1}, Caller{1000, UINT32_MAX, 1}}) {
+        auto written =
+            h.send(fuse_request(FUSE_CREATE, 77, FUSE_ROOT_ID, {bytes_of(create), cstr("c")}, who));
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 77).error() == EINVAL);
+        written =
+            h.send(fuse_request(FUSE_MKDIR, 78, FUSE_ROOT_ID, {bytes_of(mkdir), cstr("d")}, who));
+        REQUIRE(written);
+        CHECK(parse_reply(*written, 78).error() == EINVAL);
+    }
+    CHECK_FALSE(std::filesystem::exists(h.dir / "c"));
+    CHECK_FALSE(std::filesystem::exists(h.dir / "d"));
 }
 
 TEST_CASE("cache policy sets timeouts and open flags", "[fuse]") {
@@ -601,4 +750,82 @@ TEST_CASE("DESTROY completes while a SETLKW parks on another worker", "[fuse]") 
         }
         REQUIRE(destroyer.get());
     }
+}
+
+TEST_CASE("DESTROY and INIT while OPEN and CREATE are in flight", "[fuse]") {
+    // The session a backend was given (writeback, killpriv) is read by OPEN and CREATE as they
+    // open files; DESTROY then INIT replaces it under them. Run under TSan, this catches a
+    // racy read; anywhere, every request must still get a well-formed reply with an error
+    // the race allows. Catch2 is not thread-safe: the clients count what went wrong instead.
+    Harness h(FuseOptions{.writeback = true});
+    std::ofstream(h.dir / "f") << "x";
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> unique{1000};
+    // What went wrong, as "OPCODE:error" (-1: no reply or a malformed one).
+    std::mutex bad_mutex;
+    std::vector<std::string> bad;
+    auto note = [&](const char* op, int error) {
+        std::lock_guard lock(bad_mutex);
+        bad.push_back(std::string(op) + ":" + std::to_string(error));
+    };
+    // The reply's error, or -1 when none came or it was malformed.
+    auto reply_error = [&](const Bytes& request, uint64_t id, fuse_entry_out* entry = nullptr) {
+        auto written = h.send(request);
+        if (!written) return -1;
+        try {
+            auto reply = parse_reply(*written, id);
+            // An error reply has no payload to read an entry from.
+            if (entry && reply.error() == 0) *entry = reply.as<fuse_entry_out>();
+            return reply.error();
+        } catch (const std::exception&) {
+            return -1;
+        }
+    };
+    auto allowed = [](int error, std::initializer_list<int> errors) {
+        return std::find(errors.begin(), errors.end(), error) != errors.end();
+    };
+    std::vector<std::future<void>> clients;
+    for (int t = 0; t < 3; ++t) {
+        clients.push_back(std::async(std::launch::async, [&, t] {
+            for (int i = 0; !stop.load(); ++i) {
+                fuse_create_in create{};
+                create.flags = O_WRONLY;
+                create.mode = S_IFREG | 0644;
+                const uint64_t id = unique.fetch_add(1);
+                const std::string name = "c" + std::to_string(t) + "-" + std::to_string(i % 8);
+                // EIO between DESTROY and INIT. An existing name is looked up, then opened as
+                // a node: a DESTROY in between forgets that node (ENOENT, or ESTALE).
+                const int created = reply_error(
+                    fuse_request(FUSE_CREATE, id, FUSE_ROOT_ID, {bytes_of(create), cstr(name)}),
+                    id);
+                if (!allowed(created, {0, EIO, ENOENT, ESTALE})) note("CREATE", created);
+                const uint64_t look = unique.fetch_add(1);
+                fuse_entry_out entry{};
+                const int found = reply_error(
+                    fuse_request(FUSE_LOOKUP, look, FUSE_ROOT_ID, {cstr("f")}), look, &entry);
+                if (!allowed(found, {0, EIO})) note("LOOKUP", found);
+                if (found != 0) continue;
+                fuse_open_in open{};
+                open.flags = O_WRONLY;
+                const uint64_t id2 = unique.fetch_add(1);
+                // A node from a session that ended since is unknown to the next one.
+                const int opened =
+                    reply_error(fuse_request(FUSE_OPEN, id2, entry.nodeid, {bytes_of(open)}), id2);
+                if (!allowed(opened, {0, EIO, ESTALE, ENOENT})) note("OPEN", opened);
+            }
+        }));
+    }
+    for (int round = 0; round < 200; ++round) {
+        fuse_init_in init{};
+        init.major = 7;
+        init.minor = 37;
+        init.flags = round % 2 ? FUSE_WRITEBACK_CACHE | FUSE_HANDLE_KILLPRIV_V2 : 0;
+        const uint64_t id = unique.fetch_add(1);
+        CHECK(reply_error(fuse_request(FUSE_INIT, id, 0, {bytes_of(init)}), id) == 0);
+        const uint64_t bye = unique.fetch_add(1);
+        CHECK(reply_error(fuse_request(FUSE_DESTROY, bye, 0, {}), bye) == 0);
+    }
+    stop = true;
+    for (auto& c : clients) c.get();
+    CHECK(bad == std::vector<std::string>{});
 }

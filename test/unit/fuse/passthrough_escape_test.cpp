@@ -2,6 +2,7 @@
 // a sentinel file outside the shared directory must fail, and the sentinel must show it was
 // never read, written, linked, renamed, chmod'ed or stat'ed through the backend.
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -524,20 +525,55 @@ TEST_CASE("escape 31: RENAME of the root's '..' entry", "[fuse][escape]") {
 
 // --- special files ----------------------------------------------------------------------
 
-TEST_CASE("escape 32: device nodes can be neither made nor opened", "[fuse][escape]") {
+// Whether this process may create device nodes (CAP_MKNOD in its effective set).
+bool may_mknod() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("CapEff:", 0) == 0) {
+            return (std::stoull(line.substr(7), nullptr, 16) >> CAP_MKNOD) & 1;
+        }
+    }
+    return false;
+}
+
+TEST_CASE("escape 32: device nodes the guest makes are never opened", "[fuse][escape]") {
     Escape x;
-    CHECK(x.fs->mknod(x.ctx, FUSE_ROOT_ID, "mem", S_IFCHR | 0666, makedev(1, 1), 0).error() ==
+    // Made where the host lets the server (CAP_MKNOD), as virtiofsd does; a guest that could
+    // open one through the server would reach the host's device (1:1 is /dev/mem).
+    auto mem = x.fs->mknod(x.ctx, FUSE_ROOT_ID, "mem", S_IFCHR | 0666, makedev(1, 1), 0);
+    if (may_mknod()) {
+        REQUIRE(mem.has_value());
+        CHECK(S_ISCHR(mem->attr.st.st_mode));
+        CHECK(mem->attr.st.st_rdev == makedev(1, 1));
+        CHECK(x.fs->open(x.ctx, mem->nodeid, O_RDWR, false).error() == ENXIO);
+        CHECK(x.fs->open(x.ctx, mem->nodeid, O_RDONLY, false).error() == ENXIO);
+        CHECK(x.fs->extents(x.ctx, mem->nodeid, std::nullopt, 0, 4096, false,
+                            [](std::span<const FileExtent>) -> Result<void> { return {}; })
+                  .error() == EINVAL);
+        // CREATE of the existing name does not open it either.
+        CHECK(x.fs->create(x.ctx, FUSE_ROOT_ID, "mem", 0644, 0, O_RDWR).error() == ENXIO);
+    } else {
+        CHECK(mem.error() == EPERM);
+        WARN("no CAP_MKNOD: device nodes are refused by the host, not opened: not checked");
+    }
+    // Turned off: only the whiteout (0:0), which the host lets anyone create.
+    Escape off(PassthroughOptions{.root = {}, .device_nodes = false});
+    CHECK(off.fs->mknod(off.ctx, FUSE_ROOT_ID, "null", S_IFCHR | 0666, makedev(1, 3), 0).error() ==
           EPERM);
+    CHECK(off.fs->mknod(off.ctx, FUSE_ROOT_ID, "sda", S_IFBLK | 0666, makedev(8, 0), 0).error() ==
+          EPERM);
+    auto whiteout = off.fs->mknod(off.ctx, FUSE_ROOT_ID, "wh", S_IFCHR, 0, 0);
+    REQUIRE(whiteout.has_value());
+    CHECK(whiteout->attr.st.st_rdev == 0);
+    CHECK(off.fs->open(off.ctx, whiteout->nodeid, O_RDONLY, false).error() == ENXIO);
     if (::geteuid() == 0) {
         // One the host put there (/dev/null's numbers) is still not opened.
         REQUIRE(::mknod(x.in_root("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0);
         Entry n = x.lookup("null");
         CHECK(x.fs->open(x.ctx, n.nodeid, O_RDWR, false).error() == ENXIO);
-        CHECK(x.fs->extents(x.ctx, n.nodeid, std::nullopt, 0, 4096, false,
-                            [](std::span<const FileExtent>) -> Result<void> { return {}; })
-                  .error() == EINVAL);
     }
     x.verify();
+    off.verify();
 }
 
 TEST_CASE("escape 33: a fifo is not opened (no hang)", "[fuse][escape]") {
@@ -690,5 +726,58 @@ TEST_CASE("escape 42: a host hard link to the sentinel is not reachable by LINK 
     struct stat st {};
     REQUIRE(::stat(x.in_root("secret").c_str(), &st) == 0);
     CHECK(st.st_ino != x.secret_st.st_ino);
+    x.verify();
+}
+
+// --- privileges ----------------------------------------------------------------------------
+
+TEST_CASE("escape 43: set-user-ID and set-group-ID files are not made unless allowed",
+          "[fuse][escape]") {
+    // A root server creates files as the guest's uid: a guest's set-user-ID root file would be
+    // one any host user who reaches the share runs as root.
+    auto mode_of = [](const Escape& x, const std::string& name) {
+        struct stat st {};
+        REQUIRE(::lstat(x.in_root(name).c_str(), &st) == 0);
+        return st.st_mode & 07777;
+    };
+    Escape x;
+    REQUIRE(x.fs->create(x.ctx, FUSE_ROOT_ID, "c", S_IFREG | 06777, 0, O_RDWR));
+    CHECK(mode_of(x, "c") == 0777);
+    REQUIRE(x.fs->mknod(x.ctx, FUSE_ROOT_ID, "m", S_IFREG | 06755, 0, 0));
+    CHECK(mode_of(x, "m") == 0755);
+    auto d = x.fs->mkdir(x.ctx, FUSE_ROOT_ID, "d", S_IFDIR | 06775, 0);
+    REQUIRE(d);
+    CHECK(mode_of(x, "d") == 0775);  // mkdir(2) itself takes no set-ID bits
+    host_write(x.in_root("f"), "x");
+    Entry f = x.lookup("f");
+    SetAttrIn chmod{};
+    chmod.valid = FATTR_MODE;
+    chmod.mode = S_IFDIR | 06777;  // the type the guest claims does not decide: the inode's does
+    REQUIRE(x.fs->setattr(x.ctx, f.nodeid, chmod));
+    CHECK(mode_of(x, "f") == 0777);
+    chmod.mode = S_IFDIR | 06755;
+    REQUIRE(x.fs->setattr(x.ctx, d->nodeid, chmod));
+    CHECK(mode_of(x, "d") == 02755);  // set-group-ID on a directory only passes its group on
+    auto t = x.fs->tmpfile(x.ctx, FUSE_ROOT_ID, S_IFREG | 04755, 0, O_RDWR);
+    REQUIRE(t);
+    CHECK((t->entry.attr.st.st_mode & 07777) == 0755);
+    x.verify();
+
+    Escape allowed(PassthroughOptions{.root = {}, .allow_setid = true});
+    REQUIRE(allowed.fs->create(allowed.ctx, FUSE_ROOT_ID, "c", S_IFREG | 04755, 0, O_RDWR));
+    CHECK(mode_of(allowed, "c") == 04755);
+}
+
+TEST_CASE("escape 44: uid or gid -1 is refused, never taken as 'unchanged' (root)",
+          "[fuse][escape]") {
+    Escape x;
+    for (auto [uid, gid] : {std::pair<uint32_t, uint32_t>{UINT32_MAX, 1000}, {1000, UINT32_MAX}}) {
+        RequestContext odd{uid, gid, 1, {}};
+        CHECK(x.fs->create(odd, FUSE_ROOT_ID, "c", S_IFREG | 0644, 0, O_RDWR).error() == EINVAL);
+        CHECK(x.fs->mkdir(odd, FUSE_ROOT_ID, "d", S_IFDIR | 0755, 0).error() == EINVAL);
+        CHECK(x.fs->access(odd, FUSE_ROOT_ID, W_OK).error() == EINVAL);
+    }
+    CHECK_FALSE(stdfs::exists(x.in_root("c")));
+    CHECK_FALSE(stdfs::exists(x.in_root("d")));
     x.verify();
 }

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "vfsdax/virtio/descriptor_chain.hpp"
 
@@ -75,4 +76,33 @@ TEST_CASE("writer fills writable segments and counts bytes; iovecs peek without 
     writer.advance(4);
     CHECK(writer.remaining() == 0);
     CHECK(writer.bytes_written() == 12);
+}
+
+TEST_CASE("zero-length segments: cursors step over them and iovec views leave them out") {
+    // A guest may put any number of empty descriptors anywhere in a chain; the queue engines
+    // accept them, so every walk over segments must too, without one iovec per empty one.
+    std::array<std::byte, 6> data{};
+    DescriptorChain chain;
+    chain.clear({});
+    for (int i = 0; i < 40; ++i) REQUIRE(chain.add(seg(data.data(), 0), true));
+    REQUIRE(chain.add(seg(data.data(), 3), true));
+    for (int i = 0; i < 40; ++i) REQUIRE(chain.add(seg(data.data() + 3, 0), true));
+    REQUIRE(chain.add(seg(data.data() + 3, 3), true));
+    REQUIRE(chain.add(seg(data.data() + 6, 0), true));
+    ChainWriter writer(chain);
+    std::vector<iovec> iov;
+    CHECK(writer.peek_iovecs(100, iov) == 6);
+    REQUIRE(iov.size() == 2);
+    CHECK(iov[0].iov_base == data.data());
+    CHECK(iov[0].iov_len == 3);
+    CHECK(iov[1].iov_base == data.data() + 3);
+    CHECK(iov[1].iov_len == 3);
+    REQUIRE(writer.write("abcd", 4));
+    iov.clear();
+    CHECK(writer.peek_iovecs(100, iov) == 2);
+    REQUIRE(iov.size() == 1);
+    CHECK(iov[0].iov_base == data.data() + 4);
+    REQUIRE(writer.write("ef", 2));
+    CHECK(std::memcmp(data.data(), "abcdef", 6) == 0);
+    CHECK(writer.remaining() == 0);
 }

@@ -50,7 +50,7 @@ TEST_CASE("sizes take binary suffixes and reject junk") {
 TEST_CASE("a full --fs value parses into every field") {
     auto share = parse_fs_option(
         "tag=data,dir=/srv,dax-window=1G,cache=never,queues=4,packed=on,readonly,"
-        "xattr=on,inode-dax=1M");
+        "xattr=on,inode-dax=1M,xattr-capability=on,xattr-trusted=on,setid=on,devices=off");
     REQUIRE(share);
     CHECK(share->tag == "data");
     CHECK(share->dir == "/srv");
@@ -60,6 +60,10 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK(share->packed);
     CHECK(share->readonly);
     CHECK(share->xattr);
+    CHECK(share->xattr_capability);
+    CHECK(share->xattr_trusted);
+    CHECK(share->setid);
+    CHECK_FALSE(share->devices);
     CHECK(share->inode_dax == InodeDaxMode::MinSize);
     CHECK(share->inode_dax_min_size == 1ull << 20);
 
@@ -71,6 +75,12 @@ TEST_CASE("a full --fs value parses into every field") {
     CHECK_FALSE(plain->packed);
     CHECK_FALSE(plain->readonly);
     CHECK_FALSE(plain->xattr);
+    // The safe defaults: no file capabilities, no trusted.*, no set-ID bits; device nodes
+    // where the VMM may create them.
+    CHECK_FALSE(plain->xattr_capability);
+    CHECK_FALSE(plain->xattr_trusted);
+    CHECK_FALSE(plain->setid);
+    CHECK(plain->devices);
     CHECK(plain->inode_dax == InodeDaxMode::None);
 }
 
@@ -108,6 +118,11 @@ TEST_CASE("every bad --fs field is named with the reason") {
         {"tag=t,dir=/srv,packed", "packed: \"\" is not on or off"},
         {"tag=t,dir=/srv,readonly=maybe", "readonly: \"maybe\" is not on or off"},
         {"tag=t,dir=/srv,xattr", "xattr: \"\" is not on or off"},
+        {"tag=t,dir=/srv,setid=yes", "setid: \"yes\" is not on or off"},
+        {"tag=t,dir=/srv,devices", "devices: \"\" is not on or off"},
+        {"tag=t,dir=/srv,xattr-trusted=on",
+         "xattr-trusted: needs xattr=on (without it no xattr reaches the share)"},
+        {"tag=t,dir=/srv,xattr=off,xattr-capability=on", "xattr-capability: needs xattr=on"},
         {"tag=t,dir=/srv,dax-window=2M,inode-dax=some",
          "inode-dax: \"some\" is not all, none or a file size (such as 1M)"},
         {"tag=t,dir=/srv,dax-window=2M,inode-dax", "inode-dax: has no value"},
@@ -172,7 +187,9 @@ TEST_CASE("JSON config with every field") {
         "kernel": "bz", "initrd": "rd", "cmdline": "quiet", "cpus": 2, "memory": "2G",
         "log-level": "warn", "tsc-deadline": "on",
         "fs": [{"tag": "a", "dir": "/x", "dax-window": "512M", "cache": "always", "queues": 2,
-                "packed": true, "readonly": true, "inode-dax": "all"},
+                "packed": true, "readonly": true, "inode-dax": "all", "xattr": true,
+                "xattr-capability": true, "xattr-trusted": true, "setid": true,
+                "devices": false},
                {"tag": "b", "dir": "/y", "dax-window": 2097152, "inode-dax": 65536}]})"),
                         "vm.json", config);
     REQUIRE(r);
@@ -189,6 +206,13 @@ TEST_CASE("JSON config with every field") {
     CHECK(config.fs[0].queues == 2);
     CHECK(config.fs[0].packed);
     CHECK(config.fs[0].readonly);
+    CHECK(config.fs[0].xattr);
+    CHECK(config.fs[0].xattr_capability);
+    CHECK(config.fs[0].xattr_trusted);
+    CHECK(config.fs[0].setid);
+    CHECK_FALSE(config.fs[0].devices);
+    CHECK_FALSE(config.fs[1].setid);
+    CHECK(config.fs[1].devices);
     CHECK(config.fs[1].dax_window == 2ull << 20);
     CHECK(config.fs[1].cache == CacheMode::Auto);
     CHECK(config.fs[0].inode_dax == InodeDaxMode::All);
@@ -238,6 +262,10 @@ TEST_CASE("every bad JSON field is named with the file and the reason") {
     CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "dax-window": "2M",
                               "inode-dax": "big"}]})") ==
           "vm.json: fs[0]: inode-dax: \"big\" is not all, none or a file size (such as 1M)");
+    CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "setid": "on"}]})") ==
+          "vm.json: fs[0]: setid: \"on\" is not true or false");
+    CHECK(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "xattr-trusted": true}]})") ==
+          "vm.json: fs[0]: xattr-trusted: needs xattr=on (without it no xattr reaches the share)");
     CHECK_THAT(json_error(R"({"fs": [{"tag": "a", "dir": "/x", "mode": "fast"}]})"),
                Catch::StartsWith("vm.json: fs[0]: mode: is not a field"));
 }
@@ -296,10 +324,33 @@ TEST_CASE("validation: kernel required, tags unique, directories exist") {
 
 TEST_CASE("--help names every option and share field") {
     const std::string help = help_text("vfsdax-vmm");
-    for (const char* word :
-         {"--kernel", "--initrd",    "--cmdline",      "--cpus",           "--memory", "--fs",
-          "--config", "--log-level", "--tsc-deadline", "\"tsc-deadline\"", "--help",   "tag=",
-          "dir=",     "dax-window=", "cache=",         "queues=",          "packed=",  "readonly",
-          "xattr=",   "inode-dax=",  "\"inode-dax\"",  "--check-kvm"})
+    for (const char* word : {"--kernel",
+                             "--initrd",
+                             "--cmdline",
+                             "--cpus",
+                             "--memory",
+                             "--fs",
+                             "--config",
+                             "--log-level",
+                             "--tsc-deadline",
+                             "\"tsc-deadline\"",
+                             "--help",
+                             "tag=",
+                             "dir=",
+                             "dax-window=",
+                             "cache=",
+                             "queues=",
+                             "packed=",
+                             "readonly",
+                             "xattr=",
+                             "inode-dax=",
+                             "\"inode-dax\"",
+                             "--check-kvm",
+                             "xattr-capability=",
+                             "xattr-trusted=",
+                             "setid=",
+                             "devices=",
+                             "\"setid\"",
+                             "\"devices\""})
         CHECK_THAT(help, Catch::Contains(word));
 }

@@ -115,6 +115,7 @@ public:
 
     // Up to `max_bytes` from the cursor as iovecs (appended to `out`), without advancing:
     // zero-copy I/O (preadv/pwritev) goes straight into guest memory, then calls advance().
+    // Zero-length segments are skipped, so at most `max_bytes` iovecs are appended.
     std::size_t peek_iovecs(uint64_t max_bytes, std::vector<iovec>& out) const;
     // Moves the cursor by n <= remaining() bytes.
     void advance(uint64_t n);

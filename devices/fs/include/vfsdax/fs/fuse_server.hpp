@@ -30,6 +30,12 @@ struct FuseOptions {
     CachePolicy cache = CachePolicy::Auto;
     bool writeback = false;  // offer FUSE_WRITEBACK_CACHE
     bool xattr = false;      // serve extended attributes; off: the xattr opcodes reply ENOSYS
+    // With xattr: whether the guest may set and remove security.capability (file capabilities,
+    // which the host honours when anyone runs the file) and trusted.* names (root-only on the
+    // host; overlayfs in the guest wants them for an upper layer on the share). Off, SETXATTR
+    // and REMOVEXATTR of those names reply EPERM, as the host does to an unprivileged user.
+    bool xattr_capability = false;
+    bool xattr_trusted = false;
     bool read_only = false;  // every modifying request replies EROFS
     // Largest WRITE/READ payload; the transport lowers it to what one chain can carry.
     // Rounded down to whole pages, at least 4 KiB.

@@ -28,6 +28,17 @@ struct PassthroughOptions {
     // file system supports them and the process may decode them (CAP_DAC_READ_SEARCH).
     // Otherwise, or when false, inodes keep taking fds until the limit says EMFILE.
     bool file_handles = true;
+    // Set-user-ID and set-group-ID bits the guest asks for (CREATE, MKNOD, MKDIR, TMPFILE,
+    // SETATTR's mode). Off, they are stripped: S_ISUID everywhere, S_ISGID from all but
+    // directories (there it only makes new entries inherit the group). A server running as
+    // root creates files as the guest's uid, so a guest's set-user-ID root file would be one
+    // any host user who reaches the share could run as root.
+    bool allow_setid = false;
+    // MKNOD of block and character devices: created where the process may (CAP_MKNOD; the
+    // host says EPERM otherwise), never opened through the share. Off, they get EPERM, except
+    // the 0:0 character device: the overlayfs whiteout, which Linux lets any user create and
+    // container images on a share need.
+    bool device_nodes = true;
 };
 
 // Behaviour, decided where the issue left a choice:
@@ -35,19 +46,28 @@ struct PassthroughOptions {
 //   (guest buffers are not aligned for the host's direct I/O; the guest applies its own cache
 //   policy). Only regular files and directories are opened: a symlink gives ELOOP (as
 //   O_NOFOLLOW would), any other type ENXIO.
-// - mknod creates regular files, fifos and sockets; device nodes are refused with EPERM (a
-//   guest-made device node would hand host users the device).
+// - mknod creates regular files, fifos, sockets and, per `device_nodes`, device nodes. OPEN,
+//   CREATE and DAX never open anything but regular files and directories, so a device node
+//   on the share is never opened by the server (host users who can reach the share could
+//   open it themselves: share a directory only they cannot reach, or turn device_nodes off).
+// - Set-ID bits per `allow_setid` (stripped by default, silently, as chmod(2) may drop
+//   S_ISGID); the kernel still clears them on write and chown as for any file.
 // - POSIX locks follow the guest's lock owner: each owner locks through a description of the
 //   file of its own (OFD locks on it), opened read-write where the host allows. A FLUSH drops
 //   the owner's locks on the file, the release of its last handle drops everyone's. flock
 //   locks live on the handle's own description (per open file, as flock(2) is).
-// - When the process runs as root, files are created under the requester's uid, gid and
-//   supplementary groups (per thread), with the requester's umask (per-thread umask: the
-//   creating thread unshares its fs attributes once).
+// - When the process runs as root, files are created (and ACCESS is checked) under the
+//   requester's uid, gid and supplementary groups, with the requester's umask. Those are
+//   switched per thread, so the backend does it only on threads of its own (up to 4, started
+//   on first use, named "vfsdax-requestr", each unsharing its fs attributes once for the
+//   umask); the calling thread waits for it and is never changed. A thread that cannot get
+//   root's credentials back ends, its request gets EIO, and the process goes on.
 std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(const PassthroughOptions& options);
 
 // The capabilities the passthrough server needs (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER,
-// FSETID, SETGID, SETUID, SETFCAP).
+// FSETID, MKNOD, SETGID, SETUID). A server whose guests may set security.capability
+// (FuseOptions::xattr_capability) also needs CAP_SETFCAP, and one whose guests may set
+// trusted.* names CAP_SYS_ADMIN: pass those to drop_capabilities as `keep_also`.
 std::vector<int> passthrough_capabilities();
 
 // Drops every capability but passthrough_capabilities() and `keep_also`, from the effective,
