@@ -49,6 +49,7 @@ Result<PassthroughFs::NameIn> PassthroughFs::name_in(NodeId parent, std::string_
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
     auto fd = inodes_->path_fd(**dir);
     if (!fd) return std::unexpected(fd.error());
+    if (auto ok = still_beneath_root(**dir, fd->get()); !ok) return std::unexpected(ok.error());
     return NameIn{std::move(*dir), std::move(*fd), std::string(name)};
 }
 
@@ -213,6 +214,7 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
     auto dirfd = inodes_->path_fd(**dir);
     if (!dirfd) return std::unexpected(dirfd.error());
+    if (auto ok = still_beneath_root(**dir, dirfd->get()); !ok) return std::unexpected(ok.error());
     UniqueFd fd;
     int err = 0;
     {

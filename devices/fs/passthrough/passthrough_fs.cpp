@@ -111,6 +111,14 @@ Result<Entry> PassthroughFs::lookup(const RequestContext&, NodeId parent, std::s
     auto dir = inode(parent);
     if (!dir) return std::unexpected(dir.error());
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    // ".." walks up to the root by itself (lookup_dotdot).
+    if (name != "..") {
+        auto dirfd = inodes_->path_fd(**dir);
+        if (!dirfd) return std::unexpected(dirfd.error());
+        if (auto ok = still_beneath_root(**dir, dirfd->get()); !ok) {
+            return std::unexpected(ok.error());
+        }
+    }
     return lookup_in(**dir, name);
 }
 
@@ -144,33 +152,53 @@ Result<Entry> PassthroughFs::lookup_in(const Inode& parent, std::string_view nam
     return entry;
 }
 
-// ".." of a directory below the root is its host parent, accepted only if walking up from it
-// reaches the root: a directory the host moved elsewhere must not lead the guest out.
+// ".." of a directory below the root is its host parent, accepted only if it is still the root
+// or beneath it: a directory the host moved elsewhere must not lead the guest out.
 Result<Entry> PassthroughFs::lookup_dotdot(const Inode& dir) {
     if (dir.nodeid == InodeTable::kRootId) return lookup_in(dir, ".");
     auto dirfd = inodes_->path_fd(dir);
     if (!dirfd) return std::unexpected(dirfd.error());
     UniqueFd parent(::openat(dirfd->get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!parent.valid()) return std::unexpected(errno);
+    auto sx = statx_fd(parent.get());
+    if (!sx) return std::unexpected(sx.error());
+    if (auto ok = beneath_root(parent.get(), key_of(*sx)); !ok) return std::unexpected(ok.error());
+    return entry_for(std::move(parent));
+}
+
+Result<void> PassthroughFs::still_beneath_root(const Inode& dir, int dirfd) const {
+    if (dir.nodeid == InodeTable::kRootId) return {};
+    return beneath_root(dirfd, dir.key);
+}
+
+// Climbs ".." by descriptor, never by name from above, so host renames inside the share do not
+// matter, only where the directory is now. A directory right below the root costs one statx; each
+// level further one statx, one openat and one close.
+Result<void> PassthroughFs::beneath_root(int dirfd, const InodeKey& dir_key) const {
     const InodeKey root_key = inodes_->root()->key;
-    UniqueFd cursor(::fcntl(parent.get(), F_DUPFD_CLOEXEC, 0));
-    if (!cursor.valid()) return std::unexpected(errno);
+    if (dir_key == root_key) return {};
     // Bounded: a path deeper than this is refused rather than walked forever.
     constexpr int kMaxDepth = 4096;
+    UniqueFd owned;
+    int cursor = dirfd;
+    InodeKey cursor_key = dir_key;
     for (int depth = 0;; ++depth) {
-        auto sx = statx_fd(cursor.get());
-        if (!sx) return std::unexpected(sx.error());
-        if (key_of(*sx) == root_key) break;
-        if (depth == kMaxDepth) return std::unexpected(ELOOP);
-        UniqueFd up(::openat(cursor.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!up.valid()) return std::unexpected(errno);
-        auto upx = statx_fd(up.get());
-        if (!upx) return std::unexpected(upx.error());
+        struct statx up {};
+        if (::statx(cursor, "..", AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &up) !=
+            0) {
+            return std::unexpected(errno);
+        }
+        const InodeKey up_key = key_of(up);
+        if (up_key == root_key) return {};
         // The host's "/" is its own parent: the walk left the shared directory.
-        if (key_of(*upx) == key_of(*sx)) return std::unexpected(ENOENT);
-        cursor = std::move(up);
+        if (up_key == cursor_key) return std::unexpected(ENOENT);
+        if (depth == kMaxDepth) return std::unexpected(ELOOP);
+        UniqueFd next(::openat(cursor, "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next.valid()) return std::unexpected(errno);
+        owned = std::move(next);
+        cursor = owned.get();
+        cursor_key = up_key;
     }
-    return entry_for(std::move(parent));
 }
 
 void PassthroughFs::forget(NodeId node, uint64_t nlookup) {

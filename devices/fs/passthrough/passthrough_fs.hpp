@@ -115,6 +115,12 @@ private:
     // Looks `name` up in `parent` without following any symlink and without leaving the root.
     Result<Entry> lookup_in(const Inode& parent, std::string_view name);
     Result<Entry> lookup_dotdot(const Inode& dir);
+    // ENOENT unless the directory `dir` (open as `dirfd`) is the root or still beneath it: the
+    // host may have moved it out of the share, and what is around it now is not the guest's.
+    // Every operation that reaches into a directory node checks this first.
+    Result<void> still_beneath_root(const Inode& dir, int dirfd) const;
+    // The same for a directory known only by descriptor and key.
+    Result<void> beneath_root(int dirfd, const InodeKey& dir_key) const;
     // The handle's open file, checked to be a file (not a directory) of `node`.
     Result<std::shared_ptr<OpenFile>> file(NodeId node, FileHandle fh) const;
     // A regular file or directory opened for I/O with sanitised flags.

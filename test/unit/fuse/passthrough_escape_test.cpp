@@ -135,6 +135,12 @@ struct Escape {
     }
 };
 
+// The error of a result, 0 for a success (error() of a success is undefined).
+template <typename T>
+int err(const Result<T>& r) {
+    return r ? 0 : r.error();
+}
+
 void host_write(const std::string& path, const std::string& data) {
     std::ofstream(path) << data;
 }
@@ -613,6 +619,66 @@ TEST_CASE("escape 37: '..' of a directory the host moved out of the root", "[fus
     auto up = x.fs->lookup(x.ctx, sub.nodeid, "..");
     REQUIRE_FALSE(up.has_value());
     CHECK(up.error() == ENOENT);
+    x.verify(true);
+}
+
+// The attack class: a directory node the guest holds, moved out of the share by the host, must
+// stop being a directory of the share for every operation that reaches into it.
+TEST_CASE("escape 43: a directory the host moved out of the root is no longer reached",
+          "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkdir(x.in_root("sub").c_str(), 0755) == 0);
+    REQUIRE(::mkdir(x.in_root("sub/deep").c_str(), 0755) == 0);
+    host_write(x.in_root("sub/hostdata"), "host-data");
+    host_write(x.in_root("inside"), "i");
+    Entry sub = x.lookup("sub");
+    Entry deep = x.lookup("deep", sub.nodeid);
+    Entry inside = x.lookup("inside");
+    auto dh = x.fs->opendir(x.ctx, sub.nodeid, 0);
+    REQUIRE(dh.has_value());
+    const std::string moved = x.base + "/moved";
+    REQUIRE(::rename(x.in_root("sub").c_str(), moved.c_str()) == 0);
+    struct stat moved_before {};
+    REQUIRE(::lstat(moved.c_str(), &moved_before) == 0);
+
+    for (NodeId dir : {sub.nodeid, deep.nodeid}) {
+        CHECK(err(x.fs->lookup(x.ctx, dir, "hostdata")) == ENOENT);
+        CHECK(err(x.fs->lookup(x.ctx, dir, ".")) == ENOENT);
+        CHECK(err(x.fs->opendir(x.ctx, dir, 0)) == ENOENT);
+        CHECK(err(x.fs->create(x.ctx, dir, "guest_was_here", 0644, 0, O_RDWR)) == ENOENT);
+        CHECK(err(x.fs->mkdir(x.ctx, dir, "d", 0755, 0)) == ENOENT);
+        CHECK(err(x.fs->mknod(x.ctx, dir, "n", S_IFREG | 0644, 0, 0)) == ENOENT);
+        CHECK(err(x.fs->symlink(x.ctx, dir, "s", "t")) == ENOENT);
+        CHECK(err(x.fs->link(x.ctx, inside.nodeid, dir, "l")) == ENOENT);
+        CHECK(err(x.fs->tmpfile(x.ctx, dir, 0644, 0, O_RDWR)) == ENOENT);
+        CHECK(err(x.fs->unlink(x.ctx, dir, "hostdata")) == ENOENT);
+        CHECK(err(x.fs->rmdir(x.ctx, dir, "deep")) == ENOENT);
+        CHECK(err(x.fs->rename(x.ctx, FUSE_ROOT_ID, "inside", dir, "stolen", 0)) == ENOENT);
+        CHECK(err(x.fs->rename(x.ctx, dir, "hostdata", FUSE_ROOT_ID, "taken", 0)) == ENOENT);
+    }
+    // A handle opened before the move lists nothing of the new surroundings.
+    ListSink names;
+    CHECK(err(x.fs->readdir(x.ctx, sub.nodeid, dh->fh, 0, names)) == ENOENT);
+    ListSink plus;
+    CHECK(err(x.fs->readdirplus(x.ctx, sub.nodeid, dh->fh, 0, plus)) == ENOENT);
+    CHECK(names.names.empty());
+    CHECK(plus.names.empty());
+
+    std::vector<std::string> listing;
+    for (const auto& e : stdfs::directory_iterator(moved)) listing.push_back(e.path().filename());
+    std::sort(listing.begin(), listing.end());
+    CHECK(listing == std::vector<std::string>{"deep", "hostdata"});
+    struct stat moved_after {};
+    REQUIRE(::lstat(moved.c_str(), &moved_after) == 0);
+    CHECK(same_time(moved_after.st_mtim, moved_before.st_mtim));
+    CHECK(::access(x.in_root("inside").c_str(), F_OK) == 0);
+
+    // Moved back, it is the share's again: the check is made at each use, not remembered.
+    REQUIRE(::rename(moved.c_str(), x.in_root("back").c_str()) == 0);
+    Entry data = x.lookup("hostdata", sub.nodeid);
+    CHECK(data.attr.st.st_size == 9);
+    CHECK(x.fs->readdir(x.ctx, sub.nodeid, dh->fh, 0, names).has_value());
+    CHECK(x.fs->mkdir(x.ctx, deep.nodeid, "d", 0755, 0).has_value());
     x.verify(true);
 }
 

@@ -15,7 +15,13 @@
 namespace vfsdax::fs {
 
 struct PassthroughOptions {
-    // The shared directory. Nothing outside it is ever reached through the backend.
+    // The shared directory. Nothing outside it is reached through the backend: a name is one
+    // component resolved beneath its directory without following links, and a directory node
+    // the host moved out of the share is refused (ENOENT) by every operation that looks up,
+    // lists, creates, links, renames or removes in it, for as long as it is out (checked at
+    // each use by walking ".." by descriptor to the root). Not covered: a file node the guest
+    // already holds follows its inode wherever the host moves it (as a host hard link to a file
+    // outside would), and a host move in the instant between that check and the operation.
     std::string root;
     // How many inodes may hold an O_PATH fd; 0 means half of RLIMIT_NOFILE's soft limit at
     // creation (a quarter goes to lock owners, the rest is left for open files and the VMM).
