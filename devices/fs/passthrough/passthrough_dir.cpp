@@ -30,12 +30,14 @@ Result<OpenResult> PassthroughFs::opendir(const RequestContext&, NodeId node, ui
     auto in = inode(node);
     if (!in) return std::unexpected(in.error());
     if ((*in)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    auto room = handles_.reserve();
+    if (!room) return std::unexpected(room.error());
     auto fd = inodes_->reopen(**in, O_RDONLY | O_DIRECTORY);
     if (fd) {
         if (auto ok = still_beneath_root(**in, fd->get()); !ok) return std::unexpected(ok.error());
     }
     if (!fd) return std::unexpected(fd.error());
-    return add_handle(std::move(*in), std::move(*fd), true, O_RDONLY);
+    return add_handle(std::move(*room), std::move(*in), std::move(*fd), true, O_RDONLY);
 }
 
 Result<void> PassthroughFs::readdir(const RequestContext&, NodeId node, FileHandle fh,

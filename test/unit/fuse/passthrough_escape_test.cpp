@@ -2,7 +2,9 @@
 // a sentinel file outside the shared directory must fail, and the sentinel must show it was
 // never read, written, linked, renamed, chmod'ed or stat'ed through the backend.
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -139,6 +141,37 @@ struct Escape {
 template <typename T>
 int err(const Result<T>& r) {
     return r ? 0 : r.error();
+}
+
+// Descriptors the process has open.
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : stdfs::directory_iterator("/proc/self/fd")) ++n;
+    return n - 1;  // the iterator's own
+}
+
+// RLIMIT_NOFILE's soft limit lowered for a scope, so that a flood reaches it quickly.
+struct SoftFdLimit {
+    rlimit saved{};
+    explicit SoftFdLimit(rlim_t soft) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        rlimit lowered = saved;
+        lowered.rlim_cur = soft;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+    ~SoftFdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+// What a VMM still needs after a guest flooded its share: eventfds (ioeventfds, irqfds).
+bool process_can_open(int count) {
+    std::vector<int> fds;
+    for (int i = 0; i < count; ++i) {
+        const int fd = ::eventfd(0, EFD_CLOEXEC);
+        if (fd < 0) break;
+        fds.push_back(fd);
+    }
+    for (int fd : fds) ::close(fd);
+    return fds.size() == static_cast<std::size_t>(count);
 }
 
 void host_write(const std::string& path, const std::string& data) {
@@ -680,6 +713,147 @@ TEST_CASE("escape 43: a directory the host moved out of the root is no longer re
     CHECK(x.fs->readdir(x.ctx, sub.nodeid, dh->fh, 0, names).has_value());
     CHECK(x.fs->mkdir(x.ctx, deep.nodeid, "d", 0755, 0).has_value());
     x.verify(true);
+}
+
+// --- descriptor floods ----------------------------------------------------------------------
+
+// The attack class: handles the guest never releases. Each kind stops at the share's budget with
+// EMFILE, the request over it changes nothing, and the process keeps its reserve of descriptors
+// while the share goes on serving everything that needs none for long.
+TEST_CASE("escape 44: OPEN, OPENDIR and CREATE floods stop at the share's handle budget",
+          "[fuse][escape]") {
+    // Budget: 600 - 256 reserved = 344 (handles 86, inodes 172, locks 43).
+    SoftFdLimit limit(open_fds() + 600);
+    Escape x;
+    host_write(x.in_root("f"), "data");
+    host_write(x.in_root("g"), "other");
+    REQUIRE(::mkdir(x.in_root("d").c_str(), 0755) == 0);
+    Entry f = x.lookup("f");
+    Entry d = x.lookup("d");
+    auto keep = x.fs->open(x.ctx, f.nodeid, O_RDWR, false);
+    REQUIRE(keep.has_value());
+
+    constexpr int kFlood = 5000;
+    std::vector<std::pair<NodeId, FileHandle>> held;
+    int refused = 0;
+    std::string kind;
+    SECTION("OPEN") {
+        kind = "open";
+    }
+    SECTION("OPENDIR") {
+        kind = "opendir";
+    }
+    SECTION("CREATE") {
+        kind = "create";
+    }
+    for (int i = 0; i < kFlood && refused == 0; ++i) {
+        Result<OpenResult> r = std::unexpected(0);
+        NodeId node = f.nodeid;
+        if (kind == "open") {
+            r = x.fs->open(x.ctx, f.nodeid, O_RDONLY, false);
+        } else if (kind == "opendir") {
+            node = d.nodeid;
+            r = x.fs->opendir(x.ctx, d.nodeid, 0);
+        } else {
+            const std::string name = "c" + std::to_string(i);
+            auto c = x.fs->create(x.ctx, FUSE_ROOT_ID, name, 0644, 0, O_RDWR);
+            if (c) {
+                node = c->entry.nodeid;
+                r = c->open;
+            } else {
+                r = std::unexpected(c.error());
+                // Refused before anything was made.
+                CHECK(::access(x.in_root(name).c_str(), F_OK) != 0);
+            }
+        }
+        if (!r) {
+            CHECK(err(r) == EMFILE);
+            ++refused;
+            break;
+        }
+        held.emplace_back(node, r->fh);
+    }
+    INFO(kind << ": " << held.size() << " handles before EMFILE");
+    CHECK(refused == 1);
+    CHECK(held.size() >= 64);
+    CHECK(held.size() <= 100);
+
+    // The process keeps its reserve: a VMM's eventfds, a guest-unrelated open.
+    CHECK(process_can_open(200));
+    // The share serves what takes no lasting descriptor: LOOKUP, GETATTR, SYNCFS, SETLK on a
+    // handle already open, SETUPMAPPING's extents.
+    Entry g = x.lookup("g");
+    CHECK(x.fs->getattr(x.ctx, g.nodeid, std::nullopt).has_value());
+    CHECK(x.fs->syncfs(x.ctx).has_value());
+    CHECK(x.fs->setlk(x.ctx, f.nodeid, keep->fh, 7, Lock{0, 10, F_WRLCK, 0}, false).has_value());
+    CHECK(x.fs->extents(x.ctx, g.nodeid, std::nullopt, 0, 4096, false,
+                        [](std::span<const FileExtent>) -> Result<void> { return {}; })
+              .has_value());
+    // Refused before the host file is opened: an O_TRUNC does not truncate.
+    CHECK(err(x.fs->open(x.ctx, g.nodeid, O_WRONLY | O_TRUNC, false)) == EMFILE);
+    CHECK(x.fs->getattr(x.ctx, g.nodeid, std::nullopt)->st.st_size == 5);
+
+    // One released, one more may be open.
+    const auto [node, fh] = held.back();
+    held.pop_back();
+    if (kind == "opendir") {
+        x.fs->releasedir(x.ctx, node, fh);
+        auto again = x.fs->opendir(x.ctx, d.nodeid, 0);
+        REQUIRE(again.has_value());
+        held.emplace_back(d.nodeid, again->fh);
+        CHECK(err(x.fs->opendir(x.ctx, d.nodeid, 0)) == EMFILE);
+    } else {
+        x.fs->release(x.ctx, node, fh, 0, false, 0);
+        auto again = x.fs->open(x.ctx, g.nodeid, O_RDONLY, false);
+        REQUIRE(again.has_value());
+        held.emplace_back(g.nodeid, again->fh);
+        CHECK(err(x.fs->open(x.ctx, g.nodeid, O_RDONLY, false)) == EMFILE);
+    }
+    for (const auto& [n, h] : held) {
+        if (kind == "opendir") {
+            x.fs->releasedir(x.ctx, n, h);
+        } else {
+            x.fs->release(x.ctx, n, h, 0, false, 0);
+        }
+    }
+    x.fs->release(x.ctx, f.nodeid, keep->fh, 0, false, 7);
+    x.verify();
+}
+
+// The attack class: lookups the guest never forgets, on a server without file handles (run
+// unprivileged, or with them off). The inodes keep at most their part of the budget in fds; every
+// one of them stays usable, and the process keeps its reserve.
+TEST_CASE("escape 45: a LOOKUP flood without file handles stays within the inode budget",
+          "[fuse][escape]") {
+    SoftFdLimit limit(open_fds() + 600);  // inodes' part: (600 - 256) / 2 = 172
+    PassthroughOptions options;
+    options.file_handles = false;
+    Escape x(options);
+    REQUIRE(::mkdir(x.in_root("d").c_str(), 0755) == 0);
+    constexpr int kFiles = 3000;
+    for (int i = 0; i < kFiles; ++i) host_write(x.in_root("d/f" + std::to_string(i)), "x");
+    const Entry d = x.lookup("d");
+    const std::size_t before = open_fds();
+    std::vector<Entry> entries;
+    for (int i = 0; i < kFiles; ++i) {
+        auto e = x.fs->lookup(x.ctx, d.nodeid, "f" + std::to_string(i));
+        if (!e) FAIL("lookup " << i << ": " << std::strerror(e.error()));
+        entries.push_back(*e);
+    }
+    CHECK(open_fds() <= before + 172);
+    CHECK(process_can_open(200));
+    // Every node, fd or not, is its own inode.
+    for (int i = 0; i < kFiles; i += 97) {
+        const Entry& e = entries[static_cast<std::size_t>(i)];
+        auto attr = x.fs->getattr(x.ctx, e.nodeid, std::nullopt);
+        REQUIRE(attr.has_value());
+        CHECK(attr->st.st_ino == e.attr.st.st_ino);
+        auto fh = x.fs->open(x.ctx, e.nodeid, O_RDONLY, false);
+        REQUIRE(fh.has_value());
+        CHECK(x.read_all(e.nodeid, fh->fh) == "x");
+        x.fs->release(x.ctx, e.nodeid, fh->fh, 0, false, 0);
+    }
+    x.verify();
 }
 
 // --- handles and the rest ------------------------------------------------------------------
