@@ -39,13 +39,16 @@ fs::InodeDax inode_dax(InodeDaxMode mode) {
 }  // namespace
 
 std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
-                                                                        const FsShare& share) {
+                                                                        const FsShare& share,
+                                                                        std::size_t fd_budget) {
     auto fail = [&](std::string_view field, const std::string& why) {
         return std::unexpected(fmt::format("--fs tag={}: {}: {}", share.tag, field, why));
     };
     auto out = std::make_unique<AttachedShare>();
-    auto backend = fs::make_passthrough(fs::PassthroughOptions{
-        .root = share.dir, .allow_setid = share.setid, .device_nodes = share.devices});
+    auto backend = fs::make_passthrough(fs::PassthroughOptions{.root = share.dir,
+                                                               .fd_budget = fd_budget,
+                                                               .allow_setid = share.setid,
+                                                               .device_nodes = share.devices});
     if (!backend)
         return fail("dir", fmt::format("{}: {}", share.dir, std::strerror(backend.error())));
     out->backend = std::move(*backend);

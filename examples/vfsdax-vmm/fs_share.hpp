@@ -24,8 +24,10 @@ struct AttachedShare {
     std::unique_ptr<vmm::VirtioPciDevice> pci;
 };
 
-// Errors name the share (--fs tag=T) and the field at fault.
+// Errors name the share (--fs tag=T) and the field at fault. `fd_budget`: the descriptors the
+// share may hold for its guest (PassthroughOptions::fd_budget; 0: the library's default).
 std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
-                                                                        const FsShare& share);
+                                                                        const FsShare& share,
+                                                                        std::size_t fd_budget);
 
 }  // namespace vfsdax::vmm_cli

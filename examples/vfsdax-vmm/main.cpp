@@ -1,6 +1,7 @@
 // vfsdax-vmm: boots Linux (bzImage or vmlinux) under KVM with virtio-fs shares.
 #include <fmt/format.h>
 #include <linux/capability.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstring>
@@ -112,9 +113,18 @@ int main(int argc, char** argv) {
         vmm::log(vmm::LogLevel::Error, "{}", machine.error());
         return kStartError;
     }
+    // Each share's descriptor budget: the soft limit less 256 for the VMM's own (KVM, vCPUs,
+    // eventfds, irqfds, logs) and less one per 2 MiB of every DAX window (a mapped range holds
+    // its file open), split evenly, so that no guest reaches the VMM's descriptors.
+    std::size_t fd_budget = 0;
+    if (rlimit lim{}; !config.fs.empty() && ::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+        std::size_t reserve = 256;
+        for (const vmm_cli::FsShare& share : config.fs) reserve += share.dax_window >> 21;
+        if (lim.rlim_cur > reserve) fd_budget = (lim.rlim_cur - reserve) / config.fs.size();
+    }
     std::vector<std::unique_ptr<vmm_cli::AttachedShare>> shares;
     for (const vmm_cli::FsShare& share : config.fs) {
-        auto attached = vmm_cli::attach_share(**machine, share);
+        auto attached = vmm_cli::attach_share(**machine, share, fd_budget);
         if (!attached) {
             vmm::log(vmm::LogLevel::Error, "{}", attached.error());
             return kStartError;

@@ -255,23 +255,29 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     if (m->dead) return {};
     const uint64_t page = region_.page_size();
     const uint64_t fault_page = window_offset / page * page;
-    std::optional<std::expected<void, int>> handled;  // empty: the file covers the page
+    // Past the end (or shadowed already): handled, with `error` 0 or an errno. Otherwise the
+    // file covers the page, and the fault was a store into a read-only mapping.
+    bool handled = false;
+    int error = 0;
     table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping&) {
         if (fault_page < at || fault_page - at >= e.length) return;
         const uint64_t in_extent = fault_page - at;
         if (in_extent >= e.file_backed()) {
-            handled = std::expected<void, int>{};  // shadowed already
+            handled = true;
             return;
         }
         auto intact = readable(region_.host() + fault_page);
         if (!intact) {
-            handled = std::unexpected(intact.error());
+            handled = true;
+            error = intact.error();
         } else if (!*intact) {
+            handled = true;
             auto cut = first_unreadable(region_.host() + at, in_extent + page, page);
-            handled = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
+            auto ok = cut ? shadow(at, e, *cut) : std::unexpected(cut.error());
+            if (!ok) error = ok.error();
         }
     });
-    if (handled) return *handled;
+    if (handled) return error == 0 ? std::expected<void, int>{} : std::unexpected(error);
     const uint64_t offset = m->offset, length = m->length;
     if (auto ok = region_.discard(offset, length); !ok) return ok;
     (void)table_.kill(offset, length);

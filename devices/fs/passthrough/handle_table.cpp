@@ -5,8 +5,25 @@
 
 namespace vfsdax::fs::passthrough {
 
-uint64_t HandleTable::add(std::shared_ptr<OpenFile> file) {
+void HandleTable::Reservation::give_back() {
+    if (!table_) return;
+    std::lock_guard lock(table_->mutex_);
+    --table_->reserved_;
+    table_ = nullptr;
+}
+
+std::expected<HandleTable::Reservation, int> HandleTable::reserve() {
     std::lock_guard lock(mutex_);
+    if (files_.size() + reserved_ >= max_handles_) return std::unexpected(EMFILE);
+    ++reserved_;
+    return Reservation(this);
+}
+
+uint64_t HandleTable::add(Reservation room, std::shared_ptr<OpenFile> file) {
+    std::lock_guard lock(mutex_);
+    // The reservation becomes the handle: counted once, in files_.
+    room.table_ = nullptr;
+    --reserved_;
     const uint64_t fh = next_++;
     if (!file->directory) ++files_of_node_[file->inode->nodeid];
     files_.emplace(fh, std::move(file));

@@ -54,15 +54,25 @@ Result<PassthroughFs::NameIn> PassthroughFs::name_in(NodeId parent, std::string_
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
     auto fd = inodes_->path_fd(**dir);
     if (!fd) return std::unexpected(fd.error());
+    if (auto ok = still_beneath_root(**dir, fd->get()); !ok) return std::unexpected(ok.error());
     return NameIn{std::move(*dir), std::move(*fd), std::string(name)};
 }
 
-Result<Entry> PassthroughFs::entry_of(const Inode& inode) {
+Result<Entry> PassthroughFs::entry_of(const Inode& inode, const Inode& parent,
+                                      std::string_view name) {
     auto fd = inodes_->path_fd(inode);
     if (!fd) return std::unexpected(fd.error());
     UniqueFd copy(::fcntl(fd->get(), F_DUPFD_CLOEXEC, 0));
     if (!copy.valid()) return std::unexpected(errno);
-    return entry_for(std::move(copy));
+    return entry_for(std::move(copy), nullptr, &parent, name);
+}
+
+void PassthroughFs::note_place(const NameIn& at) {
+    struct statx sx {};
+    if (::statx(at.dirfd.get(), at.name.c_str(), AT_SYMLINK_NOFOLLOW,
+                STATX_BASIC_STATS | STATX_MNT_ID, &sx) == 0) {
+        inodes_->found_at(key_of(sx), *at.dir, at.name);
+    }
 }
 
 Result<Entry> PassthroughFs::symlink(const RequestContext& ctx, NodeId parent,
@@ -155,6 +165,9 @@ Result<void> PassthroughFs::rename(const RequestContext&, NodeId parent, std::st
                     flags) != 0) {
         return std::unexpected(errno);
     }
+    // Inodes held by path are found under their new names from now on.
+    note_place(*to);
+    if (flags & RENAME_EXCHANGE) note_place(*from);
     return {};
 }
 
@@ -175,7 +188,7 @@ Result<Entry> PassthroughFs::link(const RequestContext&, NodeId node, NodeId new
             return std::unexpected(errno);
         }
     }
-    return entry_of(**in);
+    return entry_of(**in, *to->dir, to->name);
 }
 
 Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId parent,
@@ -185,6 +198,9 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
     if (!io_flags) return std::unexpected(io_flags.error());
     auto at = name_in(parent, name);
     if (!at) return std::unexpected(at.error());
+    // Before the file exists: over the budget, nothing is created.
+    auto room = handles_.reserve();
+    if (!room) return std::unexpected(room.error());
     UniqueFd fd;
     int err = 0;
     auto ran = as_requester(ctx, umask, [&] {
@@ -203,6 +219,8 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
         // checked no permission on a file it thought absent, so the host checks them here.
         auto entry = lookup_in(*at->dir, at->name);
         if (!entry) return std::unexpected(entry.error());
+        // open() takes its own room; this one would count the handle twice.
+        room->give_back();
         Result<OpenResult> opened = std::unexpected(EISDIR);
         if (!S_ISDIR(entry->attr.st.st_mode)) {
             auto ran_open =
@@ -215,7 +233,7 @@ Result<CreateResult> PassthroughFs::create(const RequestContext& ctx, NodeId par
         }
         return CreateResult{*entry, *opened};
     }
-    return finish_create(std::move(fd), *io_flags);
+    return finish_create(std::move(*room), std::move(fd), *io_flags);
 }
 
 Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId parent, uint32_t mode,
@@ -227,6 +245,9 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
     auto dirfd = inodes_->path_fd(**dir);
     if (!dirfd) return std::unexpected(dirfd.error());
+    if (auto ok = still_beneath_root(**dir, dirfd->get()); !ok) return std::unexpected(ok.error());
+    auto room = handles_.reserve();
+    if (!room) return std::unexpected(room.error());
     UniqueFd fd;
     int err = 0;
     auto ran = as_requester(ctx, umask, [&] {
@@ -236,18 +257,19 @@ Result<CreateResult> PassthroughFs::tmpfile(const RequestContext& ctx, NodeId pa
     });
     if (!ran) return std::unexpected(ran.error());
     if (!fd.valid()) return std::unexpected(err);
-    return finish_create(std::move(fd), *io_flags);
+    return finish_create(std::move(*room), std::move(fd), *io_flags);
 }
 
 // A new file is open as `fd`: its inode joins the table and the fd becomes the handle.
-Result<CreateResult> PassthroughFs::finish_create(UniqueFd fd, int io_flags) {
+Result<CreateResult> PassthroughFs::finish_create(HandleTable::Reservation room, UniqueFd fd,
+                                                  int io_flags) {
     auto path = inodes_->reopen_fd(fd.get(), O_PATH);
     if (!path) return std::unexpected(path.error());
     InodePtr in;
     auto entry = entry_for(std::move(*path), &in);
     if (!entry) return std::unexpected(entry.error());
-    return CreateResult{*entry,
-                        add_handle(std::move(in), std::move(fd), false, io_flags & O_ACCMODE)};
+    return CreateResult{*entry, add_handle(std::move(room), std::move(in), std::move(fd), false,
+                                           io_flags & O_ACCMODE)};
 }
 
 }  // namespace vfsdax::fs::passthrough

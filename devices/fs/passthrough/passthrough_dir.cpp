@@ -30,9 +30,14 @@ Result<OpenResult> PassthroughFs::opendir(const RequestContext&, NodeId node, ui
     auto in = inode(node);
     if (!in) return std::unexpected(in.error());
     if ((*in)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    auto room = handles_.reserve();
+    if (!room) return std::unexpected(room.error());
     auto fd = inodes_->reopen(**in, O_RDONLY | O_DIRECTORY);
+    if (fd) {
+        if (auto ok = still_beneath_root(**in, fd->get()); !ok) return std::unexpected(ok.error());
+    }
     if (!fd) return std::unexpected(fd.error());
-    return add_handle(std::move(*in), std::move(*fd), true, O_RDONLY);
+    return add_handle(std::move(*room), std::move(*in), std::move(*fd), true, O_RDONLY);
 }
 
 Result<void> PassthroughFs::readdir(const RequestContext&, NodeId node, FileHandle fh,
@@ -54,6 +59,9 @@ Result<void> PassthroughFs::list_dir(NodeId node, FileHandle fh, uint64_t offset
     OpenFile& dir = **open;
     std::lock_guard lock(dir.dir_mutex);
     const int fd = dir.fd.get();
+    // Once per call, which also covers the lookups of a READDIRPLUS: the handle stays open on a
+    // directory the host moves out, and must not list its new surroundings.
+    if (auto ok = still_beneath_root(*dir.inode, fd); !ok) return std::unexpected(ok.error());
     if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) return std::unexpected(errno);
     const bool is_root = node == InodeTable::kRootId;
     const uint64_t root_ino = inodes_->root()->key.ino;

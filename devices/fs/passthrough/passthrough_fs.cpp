@@ -1,6 +1,7 @@
 // PassthroughFs core: creation, sessions, lookups, attributes of a node.
 #include "passthrough/passthrough_fs.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/resource.h>
@@ -15,23 +16,49 @@
 
 namespace vfsdax::fs {
 
+namespace {
+
+// Below this a share could not hold a handful of inodes and open files at once.
+constexpr std::size_t kMinFdBudget = 64;
+
+std::expected<std::size_t, int> open_fd_count() {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return std::unexpected(errno);
+    std::size_t n = 0;
+    while (const dirent* d = ::readdir(dir)) {
+        if (d->d_name[0] != '.') ++n;
+    }
+    ::closedir(dir);
+    // The directory stream's own descriptor was counted.
+    return n - 1;
+}
+
+}  // namespace
+
 std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
     const PassthroughOptions& options) {
     if (options.root.empty()) return std::unexpected(EINVAL);
     UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root.valid()) return std::unexpected(errno);
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::unexpected(errno);
-    // A share of the soft limit, for the budgets left at 0.
-    auto budget = [&](std::size_t chosen, std::size_t divisor) {
-        if (chosen != 0) return chosen;
-        return lim.rlim_cur == RLIM_INFINITY ? SIZE_MAX : lim.rlim_cur / divisor;
+    std::size_t total = options.fd_budget;
+    if (total == 0) {
+        rlimit lim{};
+        if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::unexpected(errno);
+        auto open_now = open_fd_count();
+        if (!open_now) return std::unexpected(open_now.error());
+        const std::size_t taken = *open_now + options.reserved_fds + kMinFdBudget;
+        if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < taken) return std::unexpected(EMFILE);
+        total = lim.rlim_cur == RLIM_INFINITY ? SIZE_MAX / 2
+                                              : lim.rlim_cur - *open_now - options.reserved_fds;
+    }
+    auto part = [&](std::size_t chosen, std::size_t divisor) {
+        return chosen != 0 ? chosen : total / divisor;
     };
-    auto table = passthrough::InodeTable::create(std::move(root), budget(options.max_inode_fds, 2),
+    auto table = passthrough::InodeTable::create(std::move(root), part(options.max_inode_fds, 2),
                                                  options.file_handles);
     if (!table) return std::unexpected(table.error());
     return std::make_unique<passthrough::PassthroughFs>(
-        std::move(*table), budget(options.max_lock_fds, 4),
+        std::move(*table), part(options.max_lock_fds, 8), part(options.max_open_handles, 4),
         passthrough::PassthroughFs::CreatePolicy{options.allow_setid, options.device_nodes});
 }
 
@@ -90,11 +117,12 @@ Result<Attr> PassthroughFs::stat_inode(const Inode& inode) const {
     return attr;
 }
 
-Result<Entry> PassthroughFs::entry_for(UniqueFd fd, InodePtr* out) {
+Result<Entry> PassthroughFs::entry_for(UniqueFd fd, InodePtr* out, const Inode* parent,
+                                       std::string_view name) {
     // One statx gives the inode's key and, on every local file system, its attributes too.
     auto sx = statx_fd(fd.get());
     if (!sx) return std::unexpected(sx.error());
-    auto inode = inodes_->add_lookup(std::move(fd), *sx);
+    auto inode = inodes_->add_lookup(std::move(fd), *sx, parent, name);
     if (!inode) return std::unexpected(inode.error());
     auto attr = (sx->stx_mask & STATX_BASIC_STATS) == STATX_BASIC_STATS ? Result<Attr>(attr_of(*sx))
                                                                         : stat_inode(**inode);
@@ -111,6 +139,14 @@ Result<Entry> PassthroughFs::lookup(const RequestContext&, NodeId parent, std::s
     auto dir = inode(parent);
     if (!dir) return std::unexpected(dir.error());
     if ((*dir)->type != S_IFDIR) return std::unexpected(ENOTDIR);
+    // ".." walks up to the root by itself (lookup_dotdot).
+    if (name != "..") {
+        auto dirfd = inodes_->path_fd(**dir);
+        if (!dirfd) return std::unexpected(dirfd.error());
+        if (auto ok = still_beneath_root(**dir, dirfd->get()); !ok) {
+            return std::unexpected(ok.error());
+        }
+    }
     return lookup_in(**dir, name);
 }
 
@@ -135,7 +171,7 @@ Result<Entry> PassthroughFs::lookup_in(const Inode& parent, std::string_view nam
         static_cast<int>(::syscall(SYS_openat2, dirfd->get(), cname.c_str(), &how, sizeof(how))));
     if (!fd.valid()) return std::unexpected(errno);
     InodePtr child;
-    auto entry = entry_for(std::move(fd), &child);
+    auto entry = entry_for(std::move(fd), &child, &parent, name);
     // A directory that is another host mount's root becomes a submount in the guest (with
     // FUSE_SUBMOUNTS), so the guest keeps that mount's inode numbers apart from ours.
     if (entry && child->type == S_IFDIR && child->key.mnt_id != parent.key.mnt_id) {
@@ -144,33 +180,53 @@ Result<Entry> PassthroughFs::lookup_in(const Inode& parent, std::string_view nam
     return entry;
 }
 
-// ".." of a directory below the root is its host parent, accepted only if walking up from it
-// reaches the root: a directory the host moved elsewhere must not lead the guest out.
+// ".." of a directory below the root is its host parent, accepted only if it is still the root
+// or beneath it: a directory the host moved elsewhere must not lead the guest out.
 Result<Entry> PassthroughFs::lookup_dotdot(const Inode& dir) {
     if (dir.nodeid == InodeTable::kRootId) return lookup_in(dir, ".");
     auto dirfd = inodes_->path_fd(dir);
     if (!dirfd) return std::unexpected(dirfd.error());
     UniqueFd parent(::openat(dirfd->get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!parent.valid()) return std::unexpected(errno);
+    auto sx = statx_fd(parent.get());
+    if (!sx) return std::unexpected(sx.error());
+    if (auto ok = beneath_root(parent.get(), key_of(*sx)); !ok) return std::unexpected(ok.error());
+    return entry_for(std::move(parent));
+}
+
+Result<void> PassthroughFs::still_beneath_root(const Inode& dir, int dirfd) const {
+    if (dir.nodeid == InodeTable::kRootId) return {};
+    return beneath_root(dirfd, dir.key);
+}
+
+// Climbs ".." by descriptor, never by name from above, so host renames inside the share do not
+// matter, only where the directory is now. A directory right below the root costs one statx; each
+// level further one statx, one openat and one close.
+Result<void> PassthroughFs::beneath_root(int dirfd, const InodeKey& dir_key) const {
     const InodeKey root_key = inodes_->root()->key;
-    UniqueFd cursor(::fcntl(parent.get(), F_DUPFD_CLOEXEC, 0));
-    if (!cursor.valid()) return std::unexpected(errno);
+    if (dir_key == root_key) return {};
     // Bounded: a path deeper than this is refused rather than walked forever.
     constexpr int kMaxDepth = 4096;
+    UniqueFd owned;
+    int cursor = dirfd;
+    InodeKey cursor_key = dir_key;
     for (int depth = 0;; ++depth) {
-        auto sx = statx_fd(cursor.get());
-        if (!sx) return std::unexpected(sx.error());
-        if (key_of(*sx) == root_key) break;
-        if (depth == kMaxDepth) return std::unexpected(ELOOP);
-        UniqueFd up(::openat(cursor.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!up.valid()) return std::unexpected(errno);
-        auto upx = statx_fd(up.get());
-        if (!upx) return std::unexpected(upx.error());
+        struct statx up {};
+        if (::statx(cursor, "..", AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &up) !=
+            0) {
+            return std::unexpected(errno);
+        }
+        const InodeKey up_key = key_of(up);
+        if (up_key == root_key) return {};
         // The host's "/" is its own parent: the walk left the shared directory.
-        if (key_of(*upx) == key_of(*sx)) return std::unexpected(ENOENT);
-        cursor = std::move(up);
+        if (up_key == cursor_key) return std::unexpected(ENOENT);
+        if (depth == kMaxDepth) return std::unexpected(ELOOP);
+        UniqueFd next(::openat(cursor, "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next.valid()) return std::unexpected(errno);
+        owned = std::move(next);
+        cursor = owned.get();
+        cursor_key = up_key;
     }
-    return entry_for(std::move(parent));
 }
 
 void PassthroughFs::forget(NodeId node, uint64_t nlookup) {

@@ -23,9 +23,14 @@ public:
         bool allow_setid = false;
         bool device_nodes = true;
     };
-    // `max_lock_fds`: how many lock owners' descriptions may be open (see PosixLocks).
-    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds, CreatePolicy policy)
-        : inodes_(std::move(inodes)), locks_(*inodes_, handles_, max_lock_fds), policy_(policy) {}
+    // `max_lock_fds`: how many lock owners' descriptions may be open (see PosixLocks);
+    // `max_handles`: how many files and directories the guest may hold open.
+    PassthroughFs(std::unique_ptr<InodeTable> inodes, std::size_t max_lock_fds,
+                  std::size_t max_handles, CreatePolicy policy)
+        : inodes_(std::move(inodes)),
+          handles_(max_handles),
+          locks_(*inodes_, handles_, max_lock_fds),
+          policy_(policy) {}
 
     Result<void> init(const SessionInfo& session) override;
     void destroy() override;
@@ -111,23 +116,34 @@ private:
 
     Result<InodePtr> inode(NodeId node) const;
     Result<Attr> stat_inode(const Inode& inode) const;
-    // Registers the inode behind O_PATH fd `fd` (one lookup) and returns its entry; `out`, if
-    // given, receives the inode.
-    Result<Entry> entry_for(UniqueFd fd, InodePtr* out = nullptr);
-    // One more lookup of a known inode, found again by its key (it may have been forgotten).
-    Result<Entry> entry_of(const Inode& inode);
+    // Registers the inode behind O_PATH fd `fd` (one lookup), found as `name` in `parent` when
+    // given, and returns its entry; `out`, if given, receives the inode.
+    Result<Entry> entry_for(UniqueFd fd, InodePtr* out = nullptr, const Inode* parent = nullptr,
+                            std::string_view name = {});
+    // One more lookup of a known inode, found again by its key (it may have been forgotten),
+    // now also named `name` in `parent`.
+    Result<Entry> entry_of(const Inode& inode, const Inode& parent, std::string_view name);
     struct NameIn;
     // The directory `parent` and a checked new name in it.
     Result<NameIn> name_in(NodeId parent, std::string_view name) const;
-    Result<CreateResult> finish_create(UniqueFd fd, int io_flags);
+    // The guest renamed something to `at`: the table learns where that inode is now.
+    void note_place(const NameIn& at);
+    Result<CreateResult> finish_create(HandleTable::Reservation room, UniqueFd fd, int io_flags);
     // Looks `name` up in `parent` without following any symlink and without leaving the root.
     Result<Entry> lookup_in(const Inode& parent, std::string_view name);
     Result<Entry> lookup_dotdot(const Inode& dir);
+    // ENOENT unless the directory `dir` (open as `dirfd`) is the root or still beneath it: the
+    // host may have moved it out of the share, and what is around it now is not the guest's.
+    // Every operation that reaches into a directory node checks this first.
+    Result<void> still_beneath_root(const Inode& dir, int dirfd) const;
+    // The same for a directory known only by descriptor and key.
+    Result<void> beneath_root(int dirfd, const InodeKey& dir_key) const;
     // The handle's open file, checked to be a file (not a directory) of `node`.
     Result<std::shared_ptr<OpenFile>> file(NodeId node, FileHandle fh) const;
     // A regular file or directory opened for I/O with sanitised flags.
     Result<UniqueFd> open_for_io(const Inode& inode, uint32_t flags) const;
-    OpenResult add_handle(InodePtr inode, UniqueFd fd, bool directory, int access);
+    OpenResult add_handle(HandleTable::Reservation room, InodePtr inode, UniqueFd fd,
+                          bool directory, int access);
     Result<void> kill_suidgid(int fd) const;
     using PathFdHolder = std::optional<PathFd>;
     // "/proc/self/fd/N" for the node's inode; `holder` keeps N open while the path is used.

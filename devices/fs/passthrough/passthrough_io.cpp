@@ -53,13 +53,14 @@ Result<std::shared_ptr<OpenFile>> PassthroughFs::file(NodeId node, FileHandle fh
     return handles_.get(fh, node, false);
 }
 
-OpenResult PassthroughFs::add_handle(InodePtr inode, UniqueFd fd, bool directory, int access) {
+OpenResult PassthroughFs::add_handle(HandleTable::Reservation room, InodePtr inode, UniqueFd fd,
+                                     bool directory, int access) {
     auto open = std::make_shared<OpenFile>();
     open->inode = std::move(inode);
     open->fd = std::move(fd);
     open->directory = directory;
     open->access = access;
-    return OpenResult{handles_.add(std::move(open)), 0};
+    return OpenResult{handles_.add(std::move(room), std::move(open)), 0};
 }
 
 Result<UniqueFd> PassthroughFs::open_for_io(const Inode& inode, uint32_t flags) const {
@@ -76,13 +77,15 @@ Result<OpenResult> PassthroughFs::open(const RequestContext&, NodeId node, uint3
                                        bool kill_suidgid_flag) {
     auto in = inode(node);
     if (!in) return std::unexpected(in.error());
+    auto room = handles_.reserve();
+    if (!room) return std::unexpected(room.error());
     auto fd = open_for_io(**in, flags);
     if (!fd) return std::unexpected(fd.error());
     if (kill_suidgid_flag && session().killpriv_v2 && (*in)->type == S_IFREG) {
         if (auto ok = kill_suidgid(fd->get()); !ok) return std::unexpected(ok.error());
     }
     const int access = ::fcntl(fd->get(), F_GETFL) & O_ACCMODE;
-    return add_handle(std::move(*in), std::move(*fd), false, access);
+    return add_handle(std::move(*room), std::move(*in), std::move(*fd), false, access);
 }
 
 Result<std::size_t> PassthroughFs::read(const RequestContext&, NodeId node, FileHandle fh,

@@ -3,7 +3,9 @@
 // never read, written, linked, renamed, chmod'ed or stat'ed through the backend.
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -135,6 +137,43 @@ struct Escape {
         return std::string(buf, *n);
     }
 };
+
+// The error of a result, 0 for a success (error() of a success is undefined).
+template <typename T>
+int err(const Result<T>& r) {
+    return r ? 0 : r.error();
+}
+
+// Descriptors the process has open.
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : stdfs::directory_iterator("/proc/self/fd")) ++n;
+    return n - 1;  // the iterator's own
+}
+
+// RLIMIT_NOFILE's soft limit lowered for a scope, so that a flood reaches it quickly.
+struct SoftFdLimit {
+    rlimit saved{};
+    explicit SoftFdLimit(rlim_t soft) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        rlimit lowered = saved;
+        lowered.rlim_cur = soft;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+    ~SoftFdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+// What a VMM still needs after a guest flooded its share: eventfds (ioeventfds, irqfds).
+bool process_can_open(int count) {
+    std::vector<int> fds;
+    for (int i = 0; i < count; ++i) {
+        const int fd = ::eventfd(0, EFD_CLOEXEC);
+        if (fd < 0) break;
+        fds.push_back(fd);
+    }
+    for (int fd : fds) ::close(fd);
+    return fds.size() == static_cast<std::size_t>(count);
+}
 
 void host_write(const std::string& path, const std::string& data) {
     std::ofstream(path) << data;
@@ -652,6 +691,207 @@ TEST_CASE("escape 37: '..' of a directory the host moved out of the root", "[fus
     x.verify(true);
 }
 
+// The attack class: a directory node the guest holds, moved out of the share by the host, must
+// stop being a directory of the share for every operation that reaches into it.
+TEST_CASE("escape 43: a directory the host moved out of the root is no longer reached",
+          "[fuse][escape]") {
+    Escape x;
+    REQUIRE(::mkdir(x.in_root("sub").c_str(), 0755) == 0);
+    REQUIRE(::mkdir(x.in_root("sub/deep").c_str(), 0755) == 0);
+    host_write(x.in_root("sub/hostdata"), "host-data");
+    host_write(x.in_root("inside"), "i");
+    Entry sub = x.lookup("sub");
+    Entry deep = x.lookup("deep", sub.nodeid);
+    Entry inside = x.lookup("inside");
+    auto dh = x.fs->opendir(x.ctx, sub.nodeid, 0);
+    REQUIRE(dh.has_value());
+    const std::string moved = x.base + "/moved";
+    REQUIRE(::rename(x.in_root("sub").c_str(), moved.c_str()) == 0);
+    struct stat moved_before {};
+    REQUIRE(::lstat(moved.c_str(), &moved_before) == 0);
+
+    for (NodeId dir : {sub.nodeid, deep.nodeid}) {
+        CHECK(err(x.fs->lookup(x.ctx, dir, "hostdata")) == ENOENT);
+        CHECK(err(x.fs->lookup(x.ctx, dir, ".")) == ENOENT);
+        CHECK(err(x.fs->opendir(x.ctx, dir, 0)) == ENOENT);
+        CHECK(err(x.fs->create(x.ctx, dir, "guest_was_here", 0644, 0, O_RDWR)) == ENOENT);
+        CHECK(err(x.fs->mkdir(x.ctx, dir, "d", 0755, 0)) == ENOENT);
+        CHECK(err(x.fs->mknod(x.ctx, dir, "n", S_IFREG | 0644, 0, 0)) == ENOENT);
+        CHECK(err(x.fs->symlink(x.ctx, dir, "s", "t")) == ENOENT);
+        CHECK(err(x.fs->link(x.ctx, inside.nodeid, dir, "l")) == ENOENT);
+        CHECK(err(x.fs->tmpfile(x.ctx, dir, 0644, 0, O_RDWR)) == ENOENT);
+        CHECK(err(x.fs->unlink(x.ctx, dir, "hostdata")) == ENOENT);
+        CHECK(err(x.fs->rmdir(x.ctx, dir, "deep")) == ENOENT);
+        CHECK(err(x.fs->rename(x.ctx, FUSE_ROOT_ID, "inside", dir, "stolen", 0)) == ENOENT);
+        CHECK(err(x.fs->rename(x.ctx, dir, "hostdata", FUSE_ROOT_ID, "taken", 0)) == ENOENT);
+    }
+    // A handle opened before the move lists nothing of the new surroundings.
+    ListSink names;
+    CHECK(err(x.fs->readdir(x.ctx, sub.nodeid, dh->fh, 0, names)) == ENOENT);
+    ListSink plus;
+    CHECK(err(x.fs->readdirplus(x.ctx, sub.nodeid, dh->fh, 0, plus)) == ENOENT);
+    CHECK(names.names.empty());
+    CHECK(plus.names.empty());
+
+    std::vector<std::string> listing;
+    for (const auto& e : stdfs::directory_iterator(moved)) listing.push_back(e.path().filename());
+    std::sort(listing.begin(), listing.end());
+    CHECK(listing == std::vector<std::string>{"deep", "hostdata"});
+    struct stat moved_after {};
+    REQUIRE(::lstat(moved.c_str(), &moved_after) == 0);
+    CHECK(same_time(moved_after.st_mtim, moved_before.st_mtim));
+    CHECK(::access(x.in_root("inside").c_str(), F_OK) == 0);
+
+    // Moved back, it is the share's again: the check is made at each use, not remembered.
+    REQUIRE(::rename(moved.c_str(), x.in_root("back").c_str()) == 0);
+    Entry data = x.lookup("hostdata", sub.nodeid);
+    CHECK(data.attr.st.st_size == 9);
+    CHECK(x.fs->readdir(x.ctx, sub.nodeid, dh->fh, 0, names).has_value());
+    CHECK(x.fs->mkdir(x.ctx, deep.nodeid, "d", 0755, 0).has_value());
+    x.verify(true);
+}
+
+// --- descriptor floods ----------------------------------------------------------------------
+
+// The attack class: handles the guest never releases. Each kind stops at the share's budget with
+// EMFILE, the request over it changes nothing, and the process keeps its reserve of descriptors
+// while the share goes on serving everything that needs none for long.
+TEST_CASE("escape 44: OPEN, OPENDIR and CREATE floods stop at the share's handle budget",
+          "[fuse][escape]") {
+    // Budget: 600 - 256 reserved = 344 (handles 86, inodes 172, locks 43).
+    SoftFdLimit limit(open_fds() + 600);
+    Escape x;
+    host_write(x.in_root("f"), "data");
+    host_write(x.in_root("g"), "other");
+    REQUIRE(::mkdir(x.in_root("d").c_str(), 0755) == 0);
+    Entry f = x.lookup("f");
+    Entry d = x.lookup("d");
+    auto keep = x.fs->open(x.ctx, f.nodeid, O_RDWR, false);
+    REQUIRE(keep.has_value());
+
+    constexpr int kFlood = 5000;
+    std::vector<std::pair<NodeId, FileHandle>> held;
+    int refused = 0;
+    std::string kind;
+    SECTION("OPEN") {
+        kind = "open";
+    }
+    SECTION("OPENDIR") {
+        kind = "opendir";
+    }
+    SECTION("CREATE") {
+        kind = "create";
+    }
+    for (int i = 0; i < kFlood && refused == 0; ++i) {
+        Result<OpenResult> r = std::unexpected(0);
+        NodeId node = f.nodeid;
+        if (kind == "open") {
+            r = x.fs->open(x.ctx, f.nodeid, O_RDONLY, false);
+        } else if (kind == "opendir") {
+            node = d.nodeid;
+            r = x.fs->opendir(x.ctx, d.nodeid, 0);
+        } else {
+            const std::string name = "c" + std::to_string(i);
+            auto c = x.fs->create(x.ctx, FUSE_ROOT_ID, name, 0644, 0, O_RDWR);
+            if (c) {
+                node = c->entry.nodeid;
+                r = c->open;
+            } else {
+                r = std::unexpected(c.error());
+                // Refused before anything was made.
+                CHECK(::access(x.in_root(name).c_str(), F_OK) != 0);
+            }
+        }
+        if (!r) {
+            CHECK(err(r) == EMFILE);
+            ++refused;
+            break;
+        }
+        held.emplace_back(node, r->fh);
+    }
+    INFO(kind << ": " << held.size() << " handles before EMFILE");
+    CHECK(refused == 1);
+    CHECK(held.size() >= 64);
+    CHECK(held.size() <= 100);
+
+    // The process keeps its reserve: a VMM's eventfds, a guest-unrelated open.
+    CHECK(process_can_open(200));
+    // The share serves what takes no lasting descriptor: LOOKUP, GETATTR, SYNCFS, SETLK on a
+    // handle already open, SETUPMAPPING's extents.
+    Entry g = x.lookup("g");
+    CHECK(x.fs->getattr(x.ctx, g.nodeid, std::nullopt).has_value());
+    CHECK(x.fs->syncfs(x.ctx).has_value());
+    CHECK(x.fs->setlk(x.ctx, f.nodeid, keep->fh, 7, Lock{0, 10, F_WRLCK, 0}, false).has_value());
+    CHECK(x.fs->extents(x.ctx, g.nodeid, std::nullopt, 0, 4096, false,
+                        [](std::span<const FileExtent>) -> Result<void> { return {}; })
+              .has_value());
+    // Refused before the host file is opened: an O_TRUNC does not truncate.
+    CHECK(err(x.fs->open(x.ctx, g.nodeid, O_WRONLY | O_TRUNC, false)) == EMFILE);
+    CHECK(x.fs->getattr(x.ctx, g.nodeid, std::nullopt)->st.st_size == 5);
+
+    // One released, one more may be open.
+    const auto [node, fh] = held.back();
+    held.pop_back();
+    if (kind == "opendir") {
+        x.fs->releasedir(x.ctx, node, fh);
+        auto again = x.fs->opendir(x.ctx, d.nodeid, 0);
+        REQUIRE(again.has_value());
+        held.emplace_back(d.nodeid, again->fh);
+        CHECK(err(x.fs->opendir(x.ctx, d.nodeid, 0)) == EMFILE);
+    } else {
+        x.fs->release(x.ctx, node, fh, 0, false, 0);
+        auto again = x.fs->open(x.ctx, g.nodeid, O_RDONLY, false);
+        REQUIRE(again.has_value());
+        held.emplace_back(g.nodeid, again->fh);
+        CHECK(err(x.fs->open(x.ctx, g.nodeid, O_RDONLY, false)) == EMFILE);
+    }
+    for (const auto& [n, h] : held) {
+        if (kind == "opendir") {
+            x.fs->releasedir(x.ctx, n, h);
+        } else {
+            x.fs->release(x.ctx, n, h, 0, false, 0);
+        }
+    }
+    x.fs->release(x.ctx, f.nodeid, keep->fh, 0, false, 7);
+    x.verify();
+}
+
+// The attack class: lookups the guest never forgets, on a server without file handles (run
+// unprivileged, or with them off). The inodes keep at most their part of the budget in fds; every
+// one of them stays usable, and the process keeps its reserve.
+TEST_CASE("escape 45: a LOOKUP flood without file handles stays within the inode budget",
+          "[fuse][escape]") {
+    SoftFdLimit limit(open_fds() + 600);  // inodes' part: (600 - 256) / 2 = 172
+    PassthroughOptions options;
+    options.file_handles = false;
+    Escape x(options);
+    REQUIRE(::mkdir(x.in_root("d").c_str(), 0755) == 0);
+    constexpr int kFiles = 3000;
+    for (int i = 0; i < kFiles; ++i) host_write(x.in_root("d/f" + std::to_string(i)), "x");
+    const Entry d = x.lookup("d");
+    const std::size_t before = open_fds();
+    std::vector<Entry> entries;
+    for (int i = 0; i < kFiles; ++i) {
+        auto e = x.fs->lookup(x.ctx, d.nodeid, "f" + std::to_string(i));
+        if (!e) FAIL("lookup " << i << ": " << std::strerror(e.error()));
+        entries.push_back(*e);
+    }
+    CHECK(open_fds() <= before + 172);
+    CHECK(process_can_open(200));
+    // Every node, fd or not, is its own inode.
+    for (int i = 0; i < kFiles; i += 97) {
+        const Entry& e = entries[static_cast<std::size_t>(i)];
+        auto attr = x.fs->getattr(x.ctx, e.nodeid, std::nullopt);
+        REQUIRE(attr.has_value());
+        CHECK(attr->st.st_ino == e.attr.st.st_ino);
+        auto fh = x.fs->open(x.ctx, e.nodeid, O_RDONLY, false);
+        REQUIRE(fh.has_value());
+        CHECK(x.read_all(e.nodeid, fh->fh) == "x");
+        x.fs->release(x.ctx, e.nodeid, fh->fh, 0, false, 0);
+    }
+    x.verify();
+}
+
 // --- handles and the rest ------------------------------------------------------------------
 
 TEST_CASE("escape 38: O_TMPFILE then LINK to a traversing name", "[fuse][escape]") {
@@ -731,7 +971,7 @@ TEST_CASE("escape 42: a host hard link to the sentinel is not reachable by LINK 
 
 // --- privileges ----------------------------------------------------------------------------
 
-TEST_CASE("escape 43: set-user-ID and set-group-ID files are not made unless allowed",
+TEST_CASE("escape 46: set-user-ID and set-group-ID files are not made unless allowed",
           "[fuse][escape]") {
     // A root server creates files as the guest's uid: a guest's set-user-ID root file would be
     // one any host user who reaches the share runs as root.
@@ -768,7 +1008,7 @@ TEST_CASE("escape 43: set-user-ID and set-group-ID files are not made unless all
     CHECK(mode_of(allowed, "c") == 04755);
 }
 
-TEST_CASE("escape 44: uid or gid -1 is refused, never taken as 'unchanged' (root)",
+TEST_CASE("escape 47: uid or gid -1 is refused, never taken as 'unchanged' (root)",
           "[fuse][escape]") {
     Escape x;
     for (auto [uid, gid] : {std::pair<uint32_t, uint32_t>{UINT32_MAX, 1000}, {1000, UINT32_MAX}}) {

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -937,6 +938,7 @@ TEST_CASE("passthrough: beyond the fd budget, inodes are held as file handles", 
     REQUIRE(::unlink((f.dir / ("f" + std::to_string(kFiles - 1))).c_str()) == 0);
     CHECK(f.fs->getattr(f.ctx, last.nodeid, std::nullopt).error() == ESTALE);
 
+    // Without handles the budget holds too: the least recently used fds go (see below).
     PassthroughOptions no_handles;
     no_handles.max_inode_fds = 3;
     no_handles.file_handles = false;
@@ -944,7 +946,88 @@ TEST_CASE("passthrough: beyond the fd budget, inodes are held as file handles", 
     for (int i = 0; i < 10; ++i) write_file(g.dir / ("g" + std::to_string(i)), "");
     const std::size_t before_g = open_fd_count();
     for (int i = 0; i < 10; ++i) g.lookup("g" + std::to_string(i));
-    CHECK(open_fd_count() - before_g == 10);
+    CHECK(open_fd_count() - before_g <= 2);
+}
+
+// Without file handles, an inode beyond the fd budget is opened again from where the guest last
+// found it, and must be the same inode there.
+TEST_CASE("passthrough: inodes held by path are reopened by name and verified", "[fuse]") {
+    PassthroughOptions options;
+    options.max_inode_fds = 3;  // the root and two more
+    options.file_handles = false;
+    Fixture f(options);
+    for (const char* name : {"a", "b", "c", "d", "e"}) write_file(f.dir / name, name);
+    REQUIRE(::mkdir((f.dir / "dir").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((f.dir / "dir/sub").c_str(), 0755) == 0);
+    write_file(f.dir / "dir/sub/deep", "deep");
+    auto ino_of = [&](NodeId node) -> Result<ino_t> {
+        auto attr = f.fs->getattr(f.ctx, node, std::nullopt);
+        if (!attr) return std::unexpected(attr.error());
+        return attr->st.st_ino;
+    };
+    // 0 for a success: error() of one is undefined.
+    auto error_of = [&](NodeId node) {
+        auto r = ino_of(node);
+        return r ? 0 : r.error();
+    };
+    std::map<std::string, NodeId> id;
+    for (const char* name : {"a", "b", "c", "d", "e", "dir"}) id[name] = f.lookup(name).nodeid;
+    id["sub"] = f.lookup("sub", id["dir"]).nodeid;
+    id["deep"] = f.lookup("deep", id["sub"]).nodeid;
+    const std::size_t before = open_fd_count();
+    // Every node answers with its own inode, whichever fds are held at the moment.
+    for (int round = 0; round < 2; ++round) {
+        for (const auto& [name, node] : id) {
+            const std::string path = name == "sub"    ? "dir/sub"
+                                     : name == "deep" ? "dir/sub/deep"
+                                                      : name;
+            CHECK(ino_of(node) == host_lstat(f.dir / path).st_ino);
+        }
+    }
+    CHECK(open_fd_count() <= before);
+    FileHandle fh = f.open(id["deep"], O_RDONLY);
+    char buf[8] = {};
+    iovec v{buf, sizeof(buf)};
+    CHECK(f.fs->read(f.ctx, id["deep"], fh, 0, {&v, 1}) == 4);
+    f.fs->release(f.ctx, id["deep"], fh, 0, false, 0);
+
+    // Touch others so that "a" and "b" lose their fds, then change them on the host.
+    auto evict = [&](NodeId keep) {
+        for (const char* name : {"c", "d", "e"}) {
+            if (id[name] != keep) (void)ino_of(id[name]);
+        }
+    };
+    evict(0);
+    REQUIRE(::rename((f.dir / "a").c_str(), (f.dir / "a-moved").c_str()) == 0);
+    write_file(f.dir / "a", "impostor");  // another inode under the old name
+    CHECK(error_of(id["a"]) == ESTALE);
+    const ino_t b_ino = host_lstat(f.dir / "b").st_ino;
+    REQUIRE(::unlink((f.dir / "b").c_str()) == 0);
+    write_file(f.dir / "b", "reborn");  // may well get the same inode number back
+    CHECK(error_of(id["b"]) == ESTALE);
+    INFO("b's inode number " << (host_lstat(f.dir / "b").st_ino == b_ino ? "was" : "was not")
+                             << " reused");
+
+    // A guest rename moves the node's place along.
+    evict(0);
+    REQUIRE(f.fs->rename(f.ctx, FUSE_ROOT_ID, "c", id["dir"], "c2", 0));
+    evict(0);
+    CHECK(ino_of(id["c"]) == host_lstat(f.dir / "dir/c2").st_ino);
+    // A host rename found again by the guest's lookup (a hard link's other name as well).
+    REQUIRE(::link((f.dir / "d").c_str(), (f.dir / "d-link").c_str()) == 0);
+    REQUIRE(::unlink((f.dir / "d").c_str()) == 0);
+    evict(id["d"]);
+    CHECK(f.lookup("d-link").nodeid == id["d"]);
+    evict(id["d"]);
+    evict(0);
+    CHECK(ino_of(id["d"]) == host_lstat(f.dir / "d-link").st_ino);
+    // A directory moved on the host strands what was found under it until looked up again.
+    evict(0);
+    REQUIRE(::rename((f.dir / "dir").c_str(), (f.dir / "dir2").c_str()) == 0);
+    evict(0);
+    CHECK(error_of(id["deep"]) == ESTALE);
+    CHECK(f.lookup("dir2").nodeid == id["dir"]);
+    CHECK(ino_of(id["deep"]) == host_lstat(f.dir / "dir2/sub/deep").st_ino);
 }
 
 TEST_CASE("passthrough: as root, files are created with the requester's uid and gid", "[fuse]") {
@@ -1141,4 +1224,168 @@ TEST_CASE("passthrough: a thread that cannot get root back fails its request, no
     // The mkdir itself ran as the requester before the way back failed.
     CHECK(host_lstat(dir.path + "/a").st_uid == 1000);
     CHECK(host_lstat(dir.path + "/c").st_uid == 0);
+}
+
+// Model-based exerciser of the inode and handle tables under tight budgets and without file
+// handles: random lookups, forgets, getattrs, opens, reads, releases, guest renames and host
+// renames, each checked against a shadow model of what the guest holds and where each file is.
+TEST_CASE("passthrough: randomized lookups, handles and renames against a shadow model", "[fuse]") {
+    constexpr std::size_t kInodeFds = 4;
+    constexpr std::size_t kHandles = 6;
+    for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+        INFO("seed " << seed);
+        const std::size_t fds_before = open_fd_count();
+        PassthroughOptions options;
+        options.max_inode_fds = kInodeFds;
+        options.max_open_handles = kHandles;
+        options.file_handles = false;
+        Fixture f(options);
+        std::mt19937 rng(seed);
+        auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+
+        // Host side: files named "f<k>" in the root, "a" and "b"; each file's content is its id.
+        const std::vector<std::string> dirs = {"", "a", "b"};
+        REQUIRE(::mkdir((f.dir / "a").c_str(), 0755) == 0);
+        REQUIRE(::mkdir((f.dir / "b").c_str(), 0755) == 0);
+        std::map<std::string, int> file_at;  // "dir/name" -> file id
+        auto path_of = [](const std::string& dir, const std::string& name) {
+            return dir.empty() ? name : dir + "/" + name;
+        };
+        for (int id = 0; id < 12; ++id) {
+            const std::string path =
+                path_of(dirs[static_cast<std::size_t>(id % 3)], "f" + std::to_string(id));
+            write_file(f.dir / path, std::to_string(id));
+            file_at[path] = id;
+        }
+        std::map<std::string, NodeId> dir_node = {{"", FUSE_ROOT_ID}};
+        dir_node["a"] = f.lookup("a").nodeid;
+        dir_node["b"] = f.lookup("b").nodeid;
+
+        struct Known {
+            int file;
+            uint64_t lookups;
+            bool maybe_stale;  // the host moved it since the guest last found it
+        };
+        std::map<NodeId, Known> known;
+        std::map<FileHandle, std::pair<NodeId, int>> open;  // fh -> node, file id
+        auto node_of_file = [&](int file) -> std::optional<NodeId> {
+            for (const auto& [node, k] : known)
+                if (k.file == file) return node;
+            return std::nullopt;
+        };
+        auto random_known = [&]() {
+            auto it = known.begin();
+            std::advance(it, static_cast<long>(pick(known.size())));
+            return it;
+        };
+
+        for (int step = 0; step < 1500; ++step) {
+            INFO("step " << step);
+            const std::size_t op = pick(10);
+            if (op <= 1 || op == 9) {  // LOOKUP a name that exists (0, 1) or may not (9)
+                std::string dir = dirs[pick(dirs.size())];
+                std::string name = "f" + std::to_string(pick(52));
+                if (op <= 1) {
+                    auto it = file_at.begin();
+                    std::advance(it, static_cast<long>(pick(file_at.size())));
+                    const auto slash = it->first.find('/');
+                    dir = slash == std::string::npos ? "" : it->first.substr(0, slash);
+                    name = slash == std::string::npos ? it->first : it->first.substr(slash + 1);
+                }
+                auto e = f.fs->lookup(f.ctx, dir_node[dir], name);
+                auto at = file_at.find(path_of(dir, name));
+                if (at == file_at.end()) {
+                    CHECK((!e && e.error() == ENOENT));
+                    continue;
+                }
+                REQUIRE(e.has_value());
+                CHECK(e->attr.st.st_ino == host_lstat(f.dir / at->first).st_ino);
+                const auto before = node_of_file(at->second);
+                if (before) CHECK(*before == e->nodeid);
+                Known& k = known.try_emplace(e->nodeid, Known{at->second, 0, false}).first->second;
+                CHECK(k.file == at->second);
+                ++k.lookups;
+                k.maybe_stale = false;
+            } else if (op == 2 && !known.empty()) {  // FORGET part or all of the lookups
+                auto it = random_known();
+                const uint64_t n = 1 + pick(it->second.lookups);
+                f.fs->forget(it->first, n);
+                it->second.lookups -= n;
+                if (it->second.lookups == 0) {
+                    // Open handles keep working without their node's lookups; the guest never
+                    // does that, and the model keeps it simple: the handles go first.
+                    for (auto h = open.begin(); h != open.end();) {
+                        if (h->second.first == it->first) {
+                            f.fs->release(f.ctx, it->first, h->first, 0, false, 0);
+                            h = open.erase(h);
+                        } else {
+                            ++h;
+                        }
+                    }
+                    known.erase(it);
+                }
+            } else if (op == 3 && !known.empty()) {  // GETATTR: the node's own inode, or ESTALE
+                auto it = random_known();
+                auto attr = f.fs->getattr(f.ctx, it->first, std::nullopt);
+                std::string path;
+                for (const auto& [p, id] : file_at)
+                    if (id == it->second.file) path = p;
+                if (!attr) {
+                    CHECK(it->second.maybe_stale);
+                    CHECK(attr.error() == ESTALE);
+                } else {
+                    CHECK(attr->st.st_ino == host_lstat(f.dir / path).st_ino);
+                }
+            } else if (op == 4 && !known.empty()) {  // OPEN: EMFILE exactly at the budget
+                auto it = random_known();
+                auto o = f.fs->open(f.ctx, it->first, O_RDONLY, false);
+                if (open.size() == kHandles) {
+                    CHECK((!o && o.error() == EMFILE));
+                } else if (!o) {
+                    CHECK(it->second.maybe_stale);
+                    CHECK(o.error() == ESTALE);
+                } else {
+                    open[o->fh] = {it->first, it->second.file};
+                }
+            } else if (op == 5 && !open.empty()) {  // READ through a handle: its file's data
+                auto it = open.begin();
+                std::advance(it, static_cast<long>(pick(open.size())));
+                char buf[8] = {};
+                iovec v{buf, sizeof(buf)};
+                auto n = f.fs->read(f.ctx, it->second.first, it->first, 0, {&v, 1});
+                REQUIRE(n.has_value());
+                CHECK(std::string(buf, *n) == std::to_string(it->second.second));
+                CHECK(!f.fs->read(f.ctx, it->second.first, it->first + 1000, 0, {&v, 1}));
+            } else if (op == 6 && !open.empty()) {  // RELEASE
+                auto it = open.begin();
+                std::advance(it, static_cast<long>(pick(open.size())));
+                f.fs->release(f.ctx, it->second.first, it->first, 0, false, 0);
+                open.erase(it);
+            } else if (op == 7 || op == 8) {  // RENAME, by the guest (7) or the host (8)
+                auto from = file_at.begin();
+                std::advance(from, static_cast<long>(pick(file_at.size())));
+                const std::string to_dir = dirs[pick(dirs.size())];
+                const std::string to = path_of(to_dir, "f" + std::to_string(12 + pick(40)));
+                if (file_at.contains(to)) continue;
+                const int id = from->second;
+                if (op == 7) {
+                    const auto slash = from->first.find('/');
+                    const std::string dir =
+                        slash == std::string::npos ? "" : from->first.substr(0, slash);
+                    const std::string name =
+                        slash == std::string::npos ? from->first : from->first.substr(slash + 1);
+                    REQUIRE(f.fs->rename(f.ctx, dir_node[dir], name, dir_node[to_dir],
+                                         to.substr(to.find('/') + 1), RENAME_NOREPLACE));
+                    if (auto node = node_of_file(id)) known[*node].maybe_stale = false;
+                } else {
+                    REQUIRE(::rename((f.dir / from->first).c_str(), (f.dir / to).c_str()) == 0);
+                    if (auto node = node_of_file(id)) known[*node].maybe_stale = true;
+                }
+                file_at.erase(from);
+                file_at[to] = id;
+            }
+            // The tables never hold more fds than their budgets (plus /proc/self/fd).
+            CHECK(open_fd_count() <= fds_before + 1 + kInodeFds + kHandles);
+        }
+    }
 }

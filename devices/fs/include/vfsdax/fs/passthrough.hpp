@@ -15,18 +15,42 @@
 namespace vfsdax::fs {
 
 struct PassthroughOptions {
-    // The shared directory. Nothing outside it is ever reached through the backend.
+    // The shared directory. Nothing outside it is reached through the backend: a name is one
+    // component resolved beneath its directory without following links, and a directory node
+    // the host moved out of the share is refused (ENOENT) by every operation that looks up,
+    // lists, creates, links, renames or removes in it, for as long as it is out (checked at
+    // each use by walking ".." by descriptor to the root). Not covered: a file node the guest
+    // already holds follows its inode wherever the host moves it (as a host hard link to a file
+    // outside would), and a host move in the instant between that check and the operation.
     std::string root;
-    // How many inodes may hold an O_PATH fd; 0 means half of RLIMIT_NOFILE's soft limit at
-    // creation (a quarter goes to lock owners, the rest is left for open files and the VMM).
+    // The descriptors this share may hold on the guest's behalf, B, split below; whatever the
+    // guest does, the share holds no more, so the rest of the process keeps its own. 0 means
+    // RLIMIT_NOFILE's soft limit at creation, minus the descriptors open then, minus
+    // reserved_fds; make_passthrough fails with EMFILE when that leaves less than 64. A VMM
+    // with several shares gives each its part (vfsdax-vmm: see its README section).
+    std::size_t fd_budget = 0;
+    // With fd_budget 0: descriptors left to the process that are not open yet at creation (a
+    // VMM's vCPUs, eventfds and irqfds, the DAX window's one per mapped 2 MiB range, logs).
+    std::size_t reserved_fds = 256;
+    // The parts of B; 0 means the default share, an explicit value is taken as it is.
+    // How many inodes may hold an O_PATH fd: B/2.
     std::size_t max_inode_fds = 0;
+    // How many files and directories the guest may hold open (OPEN, OPENDIR, CREATE, TMPFILE
+    // until RELEASE): B/4. The request beyond it gets EMFILE and changes nothing on the host.
+    std::size_t max_open_handles = 0;
     // How many open file descriptions POSIX lock owners may hold, over all files (one per
-    // owner and file, until the owner closes the file); beyond it a lock gets ENOLCK. 0 means
-    // a quarter of RLIMIT_NOFILE's soft limit at creation.
+    // owner and file, until the owner closes the file); beyond it a lock gets ENOLCK: B/8.
+    // The last eighth of B is for the short-lived descriptors of requests in flight (a reopen
+    // for I/O, a walk up a directory tree: a few per request).
     std::size_t max_lock_fds = 0;
     // Beyond max_inode_fds, hold inodes as file handles (name_to_handle_at) where the host
     // file system supports them and the process may decode them (CAP_DAC_READ_SEARCH).
-    // Otherwise, or when false, inodes keep taking fds until the limit says EMFILE.
+    // Otherwise, or when false, the least recently used inode fds are closed and those inodes
+    // reopened when needed from where the guest last found them (its directory and name; a
+    // guest RENAME or LOOKUP updates it), accepted only if dev, ino, mount id and birth time
+    // still match, else ESTALE (a host rename the guest has not seen yet, a removed file).
+    // Inodes found without a name (O_TMPFILE, "..") keep their fd; when those hold the whole
+    // part, a new inode gets ENFILE.
     bool file_handles = true;
     // Set-user-ID and set-group-ID bits the guest asks for (CREATE, MKNOD, MKDIR, TMPFILE,
     // SETATTR's mode). Off, they are stripped: S_ISUID everywhere, S_ISGID from all but
