@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Linux 64-bit boot protocol loader (Documentation/arch/x86/boot.rst, "64-bit Boot Protocol"),
 // for a bzImage or an uncompressed vmlinux.
 #include "boot_loader.hpp"

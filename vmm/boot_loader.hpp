@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Places a kernel (bzImage or uncompressed vmlinux), its initrd, command line, boot_params, MP
 // table and boot tables in RAM.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Range lookup for the PIO and MMIO buses.
 #include "bus.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bus: address ranges (port I/O or MMIO) dispatched to the device that claims them.
 #pragma once
 

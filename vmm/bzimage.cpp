@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks a bzImage against the Linux x86 boot protocol (Documentation/arch/x86/boot.rst).
 #include "bzimage.hpp"
 

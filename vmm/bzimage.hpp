@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bzImage parsing: the setup header and the protected-mode kernel of a Linux x86 image.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MC146818 register reads from the host clock.
 #include "cmos.hpp"
 

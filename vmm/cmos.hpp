@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cmos: the MC146818 RTC and CMOS RAM at ports 0x70/0x71, so Linux's rtc_cmos probe finds a
 // clock instead of spinning on an update-in-progress bit that never clears.
 #pragma once

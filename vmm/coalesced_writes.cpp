@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replays KVM's coalesced-write ring to the PIO and MMIO buses.
 #include "coalesced_writes.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CoalescedWrites: replays the guest writes KVM buffered without an exit (coalesced PIO/MMIO).
 #pragma once
 

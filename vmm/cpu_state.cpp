@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One-line vCPU summaries: registers for fatal exits, interrupts for stuck guests.
 #include "cpu_state.hpp"
 

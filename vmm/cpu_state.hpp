@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Describes a vCPU's registers, or its interrupt state, in one line.
 #pragma once
 

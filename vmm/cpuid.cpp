@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPUID adjustments per vCPU, and the TSC-deadline decision.
 #include "cpuid.hpp"
 

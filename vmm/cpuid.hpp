@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-vCPU CPUID: KVM's supported set with this vCPU's APIC id in every leaf that reports it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // e820 map construction for the fixed vfsdax-vmm layout.
 #include "e820.hpp"
 

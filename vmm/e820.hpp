@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The e820 memory map handed to Linux in boot_params.
 #pragma once
 

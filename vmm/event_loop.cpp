@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // epoll-based event loop.
 #include "event_loop.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EventLoop: epoll over file descriptors, run on one thread (the VMM's main thread).
 #pragma once
 

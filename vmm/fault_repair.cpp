@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FaultRepairs: repair after an address-less EFAULT or a periodic scan, or give up with a reason.
 #include "fault_repair.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FaultRepairs: guest memory whose host pages cannot be faulted in (a DAX window page past the
 // end of a file the host shrank), found after KVM_RUN failed with EFAULT or by a periodic scan.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // memfd-backed guest RAM.
 #include "guest_ram.hpp"
 

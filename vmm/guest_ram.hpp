@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GuestRam: the guest's RAM as one memfd, mapped once and split around the PCI hole.
 #pragma once
 

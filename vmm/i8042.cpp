@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The i8042 reset command.
 #include "i8042.hpp"
 

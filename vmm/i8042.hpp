@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // I8042: just enough of the keyboard controller for Linux's reboot=k reset line.
 #pragma once
 

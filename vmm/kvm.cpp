@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // KVM system and VM ioctls.
 #include "kvm.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Kvm, Vm: thin owners of the /dev/kvm and VM file descriptors and the ioctls vfsdax-vmm uses.
 #pragma once
 

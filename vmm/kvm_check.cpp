@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Recognises a /dev/kvm that cannot run stock guest kernels: module and CPU flags, probe guest.
 #include "kvm_check.hpp"
 

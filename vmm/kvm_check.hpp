@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kvm_check: whether this host's /dev/kvm can run a stock (unmodified) x86-64 guest kernel.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kvm_uapi: <linux/kvm.h> with its flexible arrays laid out as the kernel lays them out.
 #pragma once
 

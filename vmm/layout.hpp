@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Guest-physical layout of a vfsdax-vmm machine: where boot data, RAM and the PCI holes go.
 #pragma once
 

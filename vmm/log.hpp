@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // log: leveled messages to stderr for the VMM.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GDT and identity page tables in guest memory.
 #include "long_mode.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The GDT and identity page tables a vCPU needs to enter Linux's 64-bit entry point.
 #pragma once
 

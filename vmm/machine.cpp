@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Machine assembly, the vCPU run loop and orderly shutdown.
 #include "machine.hpp"
 

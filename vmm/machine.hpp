@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Machine: a KVM VM with RAM, vCPU threads, legacy devices, PCI bus 0 and an event loop.
 #pragma once
 

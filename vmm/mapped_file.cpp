@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Maps a file read-only (MAP_PRIVATE), or names why it cannot.
 #include "mapped_file.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MappedFile: a whole file mapped read-only, for the kernel and initrd the VMM copies into RAM.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MP table serialisation with both checksums.
 #include "mptable.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Intel MultiProcessor table (spec 1.4) that lets Linux find every vCPU without ACPI.
 #pragma once
 

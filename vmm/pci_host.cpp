@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Type-1 configuration access decoding and the host bridge's own config space.
 #include "pci_host.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PciHostBridge: bus 0 behind type-1 configuration access on ports 0xCF8 (address) and 0xCFC,
 // and its INTx wiring to the I/O APIC.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // 16550A register behaviour for the guest console.
 #include "serial.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Serial8250: a 16550A UART as Linux's 8250 driver and earlycon use it (the guest console).
 #pragma once
 

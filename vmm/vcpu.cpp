@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vCPU creation and the register state Linux's 64-bit entry expects.
 #include "vcpu.hpp"
 

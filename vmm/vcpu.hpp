@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Vcpu: one KVM vCPU, its kvm_run page and its boot-time register state.
 #pragma once
 

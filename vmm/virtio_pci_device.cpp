@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Wiring of a virtio-pci transport into the machine: config space, BARs, doorbells, MSI, windows.
 #include "virtio_pci_device.hpp"
 

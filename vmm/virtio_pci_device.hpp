@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VirtioPciDevice: a virtio device on the machine's PCI bus 0, behind libvfsdax's virtio-pci
 // transport, with KVM fast paths (ioeventfd doorbells, KVM_SIGNAL_MSI, shared memory slots).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks an uncompressed kernel (ELF64, x86-64, ET_EXEC) and lists what to load where.
 #include "vmlinux.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vmlinux parsing: the loadable segments and 64-bit entry point of an uncompressed x86-64 Linux.
 #pragma once
 

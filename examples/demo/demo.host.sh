@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Demo host side: share a directory with a DAX window, boot the guest, show what it wrote.
 set -euo pipefail
 share="$E2E_WORK/share"

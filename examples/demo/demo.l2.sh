@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Demo guest side: mount the share with dax=always, read, write, show that DAX is on.
 fail() { echo "E2E-FAIL: demo-guest: $*"; exit 1; }
 echo "guest: $(grep -c ^processor /proc/cpuinfo) vCPUs, Linux $(uname -r)"

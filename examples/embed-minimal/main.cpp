@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // embed-minimal: how a custom VMM links vfsdax and puts a virtio-fs device with DAX on its buses.
 //
 // A real VMM has its own RAM, buses and interrupt controller; here they are the smallest

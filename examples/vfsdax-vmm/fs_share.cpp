@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Building and attaching one virtio-fs share.
 #include "fs_share.hpp"
 

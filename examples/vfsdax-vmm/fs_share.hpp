@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FsShare wiring: one --fs share as a passthrough backend, a DAX mapper, an FsDevice and its
 // place on the machine's PCI bus.
 #pragma once

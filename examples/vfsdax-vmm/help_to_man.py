@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes vfsdax-vmm(1) from the program's own --help text, the one source of both.
 
 Usage: help_to_man.py PROGRAM VERSION OUTPUT

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vfsdax-vmm: boots Linux (bzImage or vmlinux) under KVM with virtio-fs shares.
 #include <fmt/format.h>
 #include <linux/capability.h>

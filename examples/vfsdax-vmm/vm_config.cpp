@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Parsing and checking of vfsdax-vmm's command line and JSON config, one message per bad field.
 #include "vm_config.hpp"
 

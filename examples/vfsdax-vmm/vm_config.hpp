@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VmConfig: what vfsdax-vmm is asked to run, parsed and checked from the command line or JSON.
 #pragma once
 

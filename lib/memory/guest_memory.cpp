@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GuestMemory: region setup and placement; translation is inline in the header.
 #include "vfsdax/memory/guest_memory.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SharedMemoryRegion: the reserve / map-in-place / discard syscalls behind a DAX window.
 #include "vfsdax/memory/shared_memory_region.hpp"
 

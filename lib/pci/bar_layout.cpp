@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Layout of the registers BAR and the shared memory BAR.
 #include "pci/bar_layout.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where the virtio structures, doorbells, MSI-X table and shared memory regions sit in BARs.
 #pragma once
 

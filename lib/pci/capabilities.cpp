@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Builds the vendor-specific virtio capabilities and the MSI-X capability.
 #include "pci/capabilities.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The capability list of a virtio-pci function: virtio structures, shared memory, MSI-X.
 #pragma once
 

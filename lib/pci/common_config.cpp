@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CommonConfig: field decoding, feature negotiation, queue setup and the status state machine.
 #include "pci/common_config.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CommonConfig: the virtio common configuration structure and the device status machine.
 #pragma once
 

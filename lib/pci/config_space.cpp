@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ConfigSpace: masked register writes, the capability list and BAR decoding.
 #include "pci/config_space.hpp"
 

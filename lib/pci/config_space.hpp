@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ConfigSpace: a PCI type-0 configuration header and capability list, as bytes and write masks.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InterruptRouter: MSI-X delivery when enabled, else INTx with the ISR status bits.
 #include "pci/interrupt_router.hpp"
 

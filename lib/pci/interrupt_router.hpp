@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InterruptRouter: turns "queue N used" and "config changed" into MSI-X messages or INTx + ISR.
 #pragma once
 

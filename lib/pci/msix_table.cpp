@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MsixTable: entry registers, per-vector and function masking, pending bits.
 #include "pci/msix_table.hpp"
 

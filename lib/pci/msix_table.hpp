@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MsixTable: the MSI-X table, pending bit array and masking rules of one PCI function.
 #pragma once
 

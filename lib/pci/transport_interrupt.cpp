@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TransportInterrupt: queue and configuration interrupts, config_generation, NEEDS_RESET.
 #include "pci/transport_interrupt.hpp"
 

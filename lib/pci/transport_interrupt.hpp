@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TransportInterrupt: the virtio::Interrupt a PCI transport hands its device.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Virtio-pci values the Linux 6.1 uapi headers lack, defined once here (virtio 1.2, 4.1).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VirtioPciTransport: PCI function state, access dispatch and the owner-facing API.
 #include "vfsdax/pci/virtio_pci_transport.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DescriptorChain cursors: copies and zero-copy iovec views over guest segments.
 #include "vfsdax/virtio/descriptor_chain.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // IndexTable: one entry for each of the 2^16 ring indices or buffer ids a driver can write.
 #pragma once
 

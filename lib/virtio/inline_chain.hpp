@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fill_inline_chain(): both queue layouts' fast path, a short direct chain built in place.
 #pragma once
 

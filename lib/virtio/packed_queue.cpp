@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PackedQueue: pop/push over a packed descriptor ring, its event suppression areas, and every
 // guest mistake as a QueueError (virtio 1.2, 2.8).
 #include "virtio/packed_queue.hpp"

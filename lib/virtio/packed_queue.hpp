@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PackedQueue: the device side of a packed virtqueue (virtio 1.2, 2.8). Private.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Queue activation (split or packed by the negotiated features) and error names.
 #include "vfsdax/virtio/queue.hpp"
 

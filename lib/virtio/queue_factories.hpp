@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: the two ring engines' constructors, for activate_queue().
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SplitQueue: avail ring in, used ring out, chains walked from guest memory read once.
 #include "virtio/split_queue.hpp"
 

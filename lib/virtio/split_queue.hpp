@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SplitQueue: the device side of a split virtqueue (virtio 1.2, 2.7). Private to libvfsdax;
 // devices reach it through Queue and activate_queue().
 #pragma once

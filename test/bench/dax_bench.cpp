@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dax_bench: DAX mapper setup+remove against a raw mmap pair, and window reads and FUSE READ
 // through the device against memcpy.
 #include <fcntl.h>

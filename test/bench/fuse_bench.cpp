@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuse_bench: GETATTR, LOOKUP and READ(128 KiB) through the split-ring driver model and FsDevice
 // with 64 requests in flight, against the raw host syscalls they make, in one run. Prints each
 // ratio as `NAME: R x` (device wall time per op / raw wall time per op).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseRig: a passthrough share behind an FsDevice, driven through the split-ring driver model
 // with kInFlight requests kept in flight, for the benchmarks that time FUSE requests.
 #pragma once

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # guest_bench, host side: vfsdax-vmm (virtio-fs, DAX on and off) against QEMU (virtio-9p) on one share, one run.
 #
 # Run by test/e2e/run (the e2e host-script contract, test/e2e/README.md): directly where

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # guest_bench, L2 side: times reads of the 64 MiB file and stats of 1000 files on this VMM's share.
 # Under vfsdax-vmm the share is virtio-fs (tag bench), measured mounted dax=always and then
 # dax=never; under QEMU it is virtio-9p (tag bench, default 9p mount options). Prints

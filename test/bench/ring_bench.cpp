@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ring_bench: device-side cost of one chain (pop + push + interrupt decision) on split and
 // packed queues, for 1-, 2- and 4-descriptor chains.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # soak, host side: vfsdax-vmm with 2 vCPUs and two shares under N minutes of mixed load; prints
 # operations, errors, resets, and the VMM's memory and descriptors over the run.
 #

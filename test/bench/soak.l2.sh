@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # soak, L2 side: N minutes of mixed file-system load on a DAX share and a plain share, 2 vCPUs.
 # The minutes come from the kernel command line (soak.minutes=N, the host script sets it).
 # On each share, side by side: the data exerciser (/e2e/files/dataexer --duration: random I/O

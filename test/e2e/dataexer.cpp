@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dataexer: data-integrity exerciser for one file: seeded random I/O, each result checked against
 // a shadow copy of what the file must hold (model-based), the final contents hashed for the host.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fsops: static helper for e2e cases: the syscalls busybox lacks (mmap, fsync, xattrs, statx DAX).
 //
 // Built statically so the same binary runs in the L2 initramfs (no libc there) and in L1/the host.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Holds one KVM VM with one vCPU (never run) for the life of the e2e L1 guest, in a child
 // process it leaves behind.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // KVM smoke check for the e2e rig: runs real-mode code in a fresh VM and checks every exit.
 //
 // Proves that /dev/kvm (native, or nested inside the rig's QEMU-TCG L1 guest) runs guest

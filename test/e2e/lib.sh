@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared helpers for the e2e scripts: error reporting, cache location, kernel file lookup.
 # Sourced (not run) by the scripts in this directory, which already set -euo pipefail.
 # E2E_DIR is used by the scripts that source this file, not here:

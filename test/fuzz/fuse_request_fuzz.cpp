@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the FUSE request parser: random messages in chains of random shape
 // (tiny segments, empty descriptors anywhere), with random reply room, served by a FuseServer
 // over the passthrough backend on a scratch dir.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: a packed virtqueue over guest memory the fuzzer writes.
 //
 // Input: an 8-byte header (queue size, features, layout, number of operations), then the

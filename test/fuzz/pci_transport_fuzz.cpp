@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: random configuration-space, BAR, doorbell and device-side events at the
 // virtio-pci transport, with a device that serves whatever queues the guest manages to set up.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the split virtqueue engine against arbitrary guest memory.
 //
 // Input: a 12-byte header, then the guest RAM contents (descriptor table, avail and used

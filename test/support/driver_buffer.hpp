@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DriverBuffer: one guest buffer element as the driver models offer it, for both ring layouts.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TestMemory: a zeroed RAM buffer registered as one guest region.
 #include "test_memory.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TestMemory: guest RAM for unit tests, with a driver-side allocator and direct access.
 #pragma once
 

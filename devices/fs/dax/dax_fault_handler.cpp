@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX fault handler: the SIGBUS/SIGSEGV handler and the lock-free list of windows it may repair.
 #include "vfsdax/fs/dax_fault_handler.hpp"
 

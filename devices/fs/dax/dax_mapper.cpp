@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DaxMapper: the mapping table and the host window kept in step under one lock.
 #include "vfsdax/fs/dax_mapper.hpp"
 

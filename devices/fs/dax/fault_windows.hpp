@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The windows the DAX fault handler may repair: DaxMapper adds itself on creation.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MappingTable: validation, overlap cutting and extent bookkeeping for the DAX window.
 #include "vfsdax/fs/mapping_table.hpp"
 

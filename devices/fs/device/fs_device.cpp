@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FsDevice: config space, queue roles, popping on kicks and replying on the same queue.
 #include "vfsdax/fs/fs_device.hpp"
 

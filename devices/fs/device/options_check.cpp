@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Validation of FsDeviceOptions: the tag's length and encoding, queue counts and sizes.
 #include "device/options_check.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Validation of FsDeviceOptions before a device is built from them.
 #pragma once
 

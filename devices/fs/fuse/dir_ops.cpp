@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Directory opcodes: OPENDIR, READDIR, READDIRPLUS (packed records, backend offsets), RELEASEDIR.
 #include <algorithm>
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Open-file opcodes: OPEN, CREATE, TMPFILE, READ, WRITE (zero-copy), RELEASE, FSYNC, FLUSH, ...
 #include <fcntl.h>
 

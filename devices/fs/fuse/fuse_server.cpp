@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseServer: request framing, session setup (INIT/DESTROY) and opcode dispatch.
 #include <sys/xattr.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lock opcodes: GETLK, SETLK, SETLKW (parked off the pool while blocked) and INTERRUPT.
 #include <fcntl.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // LockWaiter: the retry loop for parked SETLKW requests.
 #include "fuse/lock_waiter.hpp"
 

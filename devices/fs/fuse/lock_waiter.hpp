@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // LockWaiter: SETLKW requests waiting for a conflicting lock, retried off the worker pool.
 #pragma once
 

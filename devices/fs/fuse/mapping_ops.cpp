@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX window opcodes: SETUPMAPPING and REMOVEMAPPING, through the Mapper (ENOSYS without one),
 // and the window following a size change.
 #include "fuse/server_impl.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Name-space and attribute opcodes: LOOKUP, FORGET, GETATTR, SETATTR, links, dirs, STATFS, ...
 #include <unistd.h>
 

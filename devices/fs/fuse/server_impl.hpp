@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseServer::Impl: session state and the per-opcode handlers, split over several files.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Request body parsing, NUL-terminated string splitting and reply header placement.
 #include "fuse/wire.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Request parsing and reply writing for the FUSE server: every guest length checked here.
 #pragma once
 

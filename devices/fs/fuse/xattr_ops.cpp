@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Extended attribute opcodes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
 #include <sys/xattr.h>
 

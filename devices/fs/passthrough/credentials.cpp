@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-thread credential switching with raw setresuid/setresgid/setgroups syscalls.
 #include "passthrough/credentials.hpp"
 

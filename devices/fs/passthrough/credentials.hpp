@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ScopedCredentials: this thread acts as the guest's uid/gid while a file is being created.
 #pragma once
 

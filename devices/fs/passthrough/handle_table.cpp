@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HandleTable: guest-chosen handle values are looked up, never trusted.
 #include "passthrough/handle_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HandleTable: the files and directories the guest has open, by FUSE file handle.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InodeTable: lookup counting, fd budget, the file-handle fallback and reopening by path.
 #include "passthrough/inode_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InodeTable: the host inodes the guest knows, by node id and by (st_dev, st_ino, mount id).
 #pragma once
 

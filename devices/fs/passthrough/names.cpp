@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Name checks for guest-supplied path components.
 #include "passthrough/names.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks on the names the guest sends: one path component that cannot climb out of a directory.
 #pragma once
 

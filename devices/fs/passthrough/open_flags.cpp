@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whitelist of guest open flags.
 #include "passthrough/open_flags.hpp"
 

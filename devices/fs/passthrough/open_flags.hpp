@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The open(2) flags the guest may pass through to the host.
 #pragma once
 

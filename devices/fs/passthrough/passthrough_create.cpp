@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: operations that add, remove or move names (created as the requester).
 #include <fcntl.h>
 #include <linux/openat2.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: directory handles and listings with d_off cookies as resumable offsets.
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs core: creation, sessions, lookups, attributes of a node.
 #include "passthrough/passthrough_fs.hpp"
 

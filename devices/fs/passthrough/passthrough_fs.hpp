@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: the FileSystem that serves a host directory (declared here, defined across
 // the passthrough_*.cpp files by area).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: open files: open, read/write straight between guest memory and the host file,
 // sync, space management and the DAX extents.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: POSIX byte-range locks as OFD locks on the owner's own description, and flock
 // on the handle's; never blocking.
 #include <fcntl.h>

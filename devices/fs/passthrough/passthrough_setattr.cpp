@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs::setattr: mode, owner, size and times, through the open handle when given.
 #include <fcntl.h>
 #include <sys/stat.h>

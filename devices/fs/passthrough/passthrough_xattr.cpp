@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PassthroughFs: extended attributes, on any inode type, through the /proc magic link.
 #include <sys/stat.h>
 #include <sys/xattr.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PosixLocks: per-owner descriptions, opened on demand, bounded, dropped on close.
 #include "passthrough/posix_locks.hpp"
 

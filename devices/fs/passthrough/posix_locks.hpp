@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PosixLocks: the guest's POSIX lock owners, each with an open file description of its own.
 #pragma once
 

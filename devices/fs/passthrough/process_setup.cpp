@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Start-of-process hardening for the passthrough server: capability set and fd limit.
 #include <cap-ng.h>
 #include <linux/capability.h>

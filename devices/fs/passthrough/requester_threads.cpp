@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RequesterThreads: a small pool of threads that switch to a requester's identity per job.
 #include "passthrough/requester_threads.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RequesterThreads: the library's own threads that act as a guest's requester (uid, gid,
 // groups, umask) for the syscalls that create files or check access.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-thread umask through unshare(CLONE_FS).
 #include "passthrough/thread_umask.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A umask for the calling thread only, so each request creates files with its own caller's.
 #pragma once
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # L2 side of the vfsdax-vmm file-system cases: every operation on one virtio-fs mount (sourced).
 # Runs under busybox sh in L2; needs /e2e/files/fsops (test/e2e/fsops.cpp, static) and
 # /e2e/files/dataexer (test/e2e/dataexer.cpp, static). The host side (fs_share.lib.sh) seeds

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Host side of the vfsdax-vmm file-system cases: seed a share, boot the VMM, check the share (sourced).
 # Pairs with fs_ops.l2lib.sh (what L2 does to the share). Needs E2E_BIN/fsops and
 # E2E_BIN/dataexer (--bin).

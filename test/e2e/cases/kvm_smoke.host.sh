@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Host side of the kvm_smoke case: /dev/kvm runs real-mode code (no VMM, no L2 guest).
 # Nested, it also runs this very case through `run --mode direct` on L1's real KVM, started
 # from / by relative paths: what a user with KVM runs (issue #13: run's direct mode once

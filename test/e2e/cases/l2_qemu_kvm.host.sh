@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Rig baseline: QEMU-KVM (not vfsdax-vmm) boots the L2 kernel and initramfs on this /dev/kvm.
 # When a vfsdax-vmm case fails and this one's QEMU half passes, the fault is in the VMM, not
 # the rig.

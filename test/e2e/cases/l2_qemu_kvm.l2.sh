@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # L2 side of l2_qemu_kvm: the virtio-pci and virtio-fs drivers load and a virtio device binds.
 # Also the quick L2 check without any KVM: boot-l2-qemu with an initramfs built from it.
 # Runs under busybox sh inside the L2 guest's initramfs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // L2 helper of vmm_dax_truncate: holds a DAX mmap of a file while the host shrinks it, then touches
 // it. Usage: vmm_dax_truncate_guest FILE FLAG NEW_SIZE
 //   maps FILE whole (MAP_SHARED, read-only), reads every page and checks it against read(2),

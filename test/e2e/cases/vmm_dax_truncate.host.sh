@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vfsdax-vmm: the host shrinks a file the guest has DAX-mapped; the VMM repairs the window and goes on,
 # and when the host extends the file again the guest reads its contents through the window.
 # Needs --bin fsops (fs_share.lib.sh checks for it), --file cases/fs_share.lib.sh and, for L2,

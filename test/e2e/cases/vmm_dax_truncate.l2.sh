@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # L2 side of vmm_dax_truncate: DAX-map a host file, let the host shrink it, touch past the new end, go on.
 # Needs /e2e/files/vmm_dax_truncate_guest (--l2-file). The host script shrinks big.bin to 100
 # bytes when it sees L2-DAX-MAPPED and then creates truncated.flag in the share.

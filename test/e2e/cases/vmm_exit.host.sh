@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vfsdax-vmm ends with status 0 when the guest resets the machine (reboot=k) and on SIGINT.
 # The first boot loads the uncompressed vmlinux (E2E_VMLINUX), the second the bzImage.
 set -euo pipefail

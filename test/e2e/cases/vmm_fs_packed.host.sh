@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vfsdax-vmm, 1 vCPU, packed rings, pci=nomsi (INTx): one share with a 4M DAX window, dax=always.
 set -euo pipefail
 # shellcheck source=fs_share.lib.sh

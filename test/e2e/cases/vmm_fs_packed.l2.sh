@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # L2 side of vmm_fs_packed: packed rings negotiated, dax=always mount through every operation,
 # interrupts by INTx (pci=nomsi).
 . /e2e/files/fs_ops.l2lib.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vfsdax-vmm, 2 vCPUs, split rings: one share with a 4M DAX window (dax=always), one without
 # (dax=never); then L2 moves the first one's BARs and uses it again at the new place.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # L2 side of vmm_fs_split: dax=always on daxfs, dax=never on plainfs, each through every
 # operation; then daxfs's BARs are moved and the share used again where they ended up.
 . /e2e/files/fs_ops.l2lib.sh

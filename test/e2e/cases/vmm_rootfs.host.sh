@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vfsdax-vmm boots L2 with its root file system on virtio-fs (dax=always): a busybox system in a host dir.
 #
 # Debian's kernel has virtiofs as a module, so the kernel cannot mount `root=rootfs

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # L2 initramfs side of vmm_rootfs: the command line names a virtiofs root and the driver is in.
 # /init then mounts that root and switch_roots into it (build-l2-initramfs); cases/vmm_rootfs.init
 # runs from there.

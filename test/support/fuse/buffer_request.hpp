@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // BufferRequest: a FUSE request over buffers the test owns, for the server tests and the fuzzer.
 #pragma once
 

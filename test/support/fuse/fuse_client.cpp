@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseClient: FUSE request encoding, reply and dirent decoding, and the split-queue session.
 #include "fuse/fuse_client.hpp"
 

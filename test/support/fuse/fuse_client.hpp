@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseClient: the guest side of FUSE for tests, written from <linux/fuse.h>: builds request
 // bytes, parses replies, and drives them through a virtio-fs device over split rings.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TempDir: a scratch host directory for file system tests, removed with everything in it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PackedDriver: ring layout, buffer ids, wrap counters and event suppression from virtio 1.2, 2.8.
 #include "packed/packed_driver.hpp"
 

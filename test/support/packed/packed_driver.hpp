@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PackedDriver: the driver side of one packed virtqueue (virtio 1.2, 2.8), for tests and benches.
 //
 // Written from the spec (and from what Linux's virtio_ring packed path does), never from

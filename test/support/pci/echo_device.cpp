@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EchoDevice: echo requests through whatever queues the transport activated.
 #include "pci/echo_device.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EchoDevice: a test virtio device that copies each request's readable bytes to its writable part.
 #pragma once
 

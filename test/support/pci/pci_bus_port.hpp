@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PciBusPort: how a guest-side driver model reaches one PCI function (config space, MMIO).
 #pragma once
 

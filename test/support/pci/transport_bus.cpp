@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TransportBus: address decoding over the transport's BARs, and the recording interrupt sink.
 #include "pci/transport_bus.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TransportBus: the VMM's part in tests: routes a driver model's accesses to a transport.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VirtioPciDriver: enumeration, capability walk and register-level driver operations.
 #include "pci/virtio_pci_driver.hpp"
 

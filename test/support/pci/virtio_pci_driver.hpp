@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VirtioPciDriver: a guest-side virtio-pci (modern) driver model, after Linux's virtio_pci.
 //
 // Written from the virtio 1.2 spec (4.1) and the behaviour of Linux 6.1's PCI core and

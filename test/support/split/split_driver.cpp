@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SplitDriver: ring layout, buffer placement and notification logic from virtio 1.2, 2.7.
 #include "split/split_driver.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SplitDriver: the driver side of one split virtqueue (virtio 1.2, 2.7), for tests and benches.
 //
 // Written from the spec, not from lib/virtio: it lays the rings out in TestMemory, offers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX coherence: what a window range shows and where its stores go when its file changes size
 // (docs/dax.md), driven through the FUSE requests Linux sends, checked on the host; and a
 // seeded model-based exerciser of the same.

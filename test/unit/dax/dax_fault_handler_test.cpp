@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX fault handler: a device-side access past a truncated file's end in the window, or a
 // store into a range mapped read-only, lands on zeros instead of killing the process; a SIGBUS
 // or SIGSEGV anywhere else still kills it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers for the dax suite: patterned temporary files and signal-free memory probes.
 #pragma once
 

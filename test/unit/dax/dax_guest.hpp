@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DaxGuest: an FsDevice with a DaxMapper, driven the way the Linux guest drives it (split-ring
 // driver model + FUSE client), plus the patterned files the dax tests check on the host.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DaxMapper: real mappings through the Mapper calls, access checks, repair, limits, threads.
 #include "vfsdax/fs/dax_mapper.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX on the wire: FsDevice with a DaxMapper driven through the split-ring driver model and the
 // FUSE client the way the Linux guest drives it (INIT flags, 2 MiB SETUPMAPPINGs by nodeid, a
 // 256-entry REMOVEMAPPING, buffers inside the window, SYNCFS, reset), checked on the host.

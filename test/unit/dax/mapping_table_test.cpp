@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MappingTable: overlap rules, removal splits, limits, alignment, hostile bounds, extent lists.
 #include "vfsdax/fs/mapping_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SharedMemoryRegion: real mmaps of file ranges into a reserved range, sync, discard, bounds.
 #include "vfsdax/memory/shared_memory_region.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FsDevice tests: config space and queue roles, then every opcode through the split-ring driver
 // model and the device against a temporary host directory, checked on the host; readdir
 // offsets, blocked SETLKW, INTERRUPT, concurrent request queues, reset.

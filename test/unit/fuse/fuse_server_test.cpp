@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseServer protocol tests: INIT negotiation, framing and length checks, policies, DAX opcodes,
 // driven with hand-built descriptor chains against a passthrough backend on a temp directory.
 #include "vfsdax/fs/fuse_server.hpp"

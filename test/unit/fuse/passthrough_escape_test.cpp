@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Escape battery for the passthrough backend: every attempt a hostile guest can make to reach
 // a sentinel file outside the shared directory must fail, and the sentinel must show it was
 // never read, written, linked, renamed, chmod'ed or stat'ed through the backend.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Passthrough POSIX locks follow the guest's lock owner: conflicts between owners, none within
 // one, FLUSH and the last RELEASE letting go, no descriptions left behind, the owner cap.
 #include <fcntl.h>

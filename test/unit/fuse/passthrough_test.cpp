@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Passthrough backend: every FileSystem operation against a real temporary directory, with the
 // results checked on the host through plain syscalls.
 #include "vfsdax/fs/passthrough.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PCI configuration space: identity, BAR sizing and placement, command register, capabilities.
 #include <linux/pci_regs.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile accesses: wrong widths, offsets and alignments, unknown BARs, random register storms.
 #include <linux/pci_regs.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Interrupts: MSI-X messages, vector and function masking, pending bits, INTx with the ISR.
 #include <linux/pci_regs.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Common configuration: status machine, feature negotiation, queue registers, reset, config space.
 #include <catch2/catch.hpp>
 

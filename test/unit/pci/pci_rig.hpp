@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PciRig: guest RAM, an echo device behind a transport, and the guest-side driver model.
 #pragma once
 

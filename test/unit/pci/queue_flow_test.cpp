@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A request through the transport: driver rings, doorbell, echo device, used ring, interrupt.
 #include <catch2/catch.hpp>
 #include <cstring>

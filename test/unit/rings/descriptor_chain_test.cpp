@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DescriptorChain: segment order rule, byte totals, and the reader/writer cursors.
 #include <catch2/catch.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GuestMemory: translation bounds, overflow, crossing, placement and alignment.
 #include "vfsdax/memory/guest_memory.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PackedQueue through activate_queue() and the independent packed driver model (virtio 1.2, 2.8):
 // buffers, chains, indirect tables, wrap counters, out-of-order completion, both event
 // suppression areas, every malformed ring the device must refuse, and the sticky broken state.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Split virtqueue engine, driven through the split driver model and activate_queue().
 #include <catch2/catch.hpp>
 

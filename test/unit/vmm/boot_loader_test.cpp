@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bzImage parsing and Linux boot placement, with a crafted image in a test RAM buffer.
 #include "boot_loader.hpp"
 

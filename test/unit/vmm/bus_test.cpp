@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bus: ranges never overlap, accesses reach the owning device at their offset, or nothing.
 #include "bus.hpp"
 

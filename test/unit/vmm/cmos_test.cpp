@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CMOS RTC: the host's UTC time in BCD or binary, update-in-progress never set, RAM bytes.
 #include "cmos.hpp"
 

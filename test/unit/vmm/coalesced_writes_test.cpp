@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CoalescedWrites: buffered writes reach the right bus and device in order, around the ring.
 #include "coalesced_writes.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // format_cpu_state: the register line a fatal vCPU exit prints.
 #include "cpu_state.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-vCPU CPUID: APIC ids in every leaf that reports one, the hypervisor and TSC-deadline bits,
 // and when the TSC-deadline bit is offered.
 #include "cpuid.hpp"

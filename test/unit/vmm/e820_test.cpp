@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // e820 map: RAM around the low reserved area and the PCI hole, entries sorted and disjoint.
 #include "e820.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FaultRepairs: when a vCPU whose KVM_RUN failed with EFAULT re-enters the guest, and when it
 // stops.
 #include "fault_repair.hpp"

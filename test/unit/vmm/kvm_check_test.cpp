@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cheap KVM check (modules, CPU flags) on fake /sys and /proc trees; the internal-error text.
 #include "kvm_check.hpp"
 

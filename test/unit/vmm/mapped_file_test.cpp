@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MappedFile: maps whole files read-only; empty files, directories and missing files.
 #include "mapped_file.hpp"
 

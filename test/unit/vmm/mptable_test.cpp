@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MP table: signatures, checksums, one enabled processor per vCPU, the I/O APIC, ISA and PCI IRQs.
 #include "mptable.hpp"
 

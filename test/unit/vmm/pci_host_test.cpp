@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Type-1 configuration access: address decoding, the host bridge function, device slots, INTx.
 #include "pci_host.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // 16550A UART: what Linux's 8250 driver and earlycon rely on.
 #include "serial.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vfsdax-vmm command line and JSON config: good values parse, every bad one names its field.
 #include "vm_config.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Uncompressed-kernel (ELF vmlinux) parsing and loading, with crafted images in test RAM.
 #include "vmlinux.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GuestAddress: a guest-physical address as its own type, so GPAs never mix with host values.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GuestMemory: the checked map from guest-physical ranges to host memory.
 #pragma once
 

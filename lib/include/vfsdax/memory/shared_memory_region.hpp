@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SharedMemoryRegion: a host address range reserved once, into which file extents are mapped.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the owner of a PCI function needs to know about its BARs, notify addresses and windows.
 #pragma once
 

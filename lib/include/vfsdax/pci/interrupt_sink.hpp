@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // InterruptSink: where the PCI transport sends interrupts (a VMM: KVM_SIGNAL_MSI, KVM_IRQ_LINE).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VirtioPciTransport: a virtio-pci (modern) function in front of any virtio::Device.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DescriptorChain: one buffer popped from a virtqueue, with its reader and writer cursors.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Device: what a virtio device model offers any transport. A device never knows its transport.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Interrupt: how a device tells its transport that the driver has something to look at.
 #pragma once
 

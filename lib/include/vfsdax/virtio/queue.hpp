@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Queue: the device side of one virtqueue, split or packed, behind one interface.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QueueConfig: what the driver programs for one virtqueue, as the transport records it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QueueError: every way a guest can break a virtqueue, as a value.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Virtio constants: the kernel's uapi headers, plus the few newer than Debian 12's (Linux 6.1).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DAX fault handler: device-side loads and stores that fault in the window become zeros.
 #pragma once
 

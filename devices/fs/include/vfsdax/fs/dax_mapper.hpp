@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DaxMapper: the virtio-fs DAX window (shared memory region 0) behind the FUSE server's Mapper.
 #pragma once
 

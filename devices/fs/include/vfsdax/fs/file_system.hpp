@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FileSystem: the backend interface the FUSE server calls, one operation per FUSE request.
 #pragma once
 

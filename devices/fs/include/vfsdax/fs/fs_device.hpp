@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FsDevice: the virtio-fs device (type 26): config space, queue roles, and the worker pool.
 #pragma once
 

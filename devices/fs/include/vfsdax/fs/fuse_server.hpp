@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FuseServer: serves FUSE requests read from a chain onto a FileSystem, transport-agnostic.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Mapper: how the FUSE server reaches the DAX window without knowing where it lives.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MappingTable: which window ranges map which file extents, and the DAX overlap rules. No syscalls.
 #pragma once
 

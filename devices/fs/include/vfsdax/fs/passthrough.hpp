@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Passthrough backend: a FileSystem that serves one host directory, and the process hardening
 // (capabilities, fd limit) a VMM applies before serving it.
 #pragma once
