@@ -91,15 +91,10 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
     auto cpuid = m->kvm_.supported_cpuid();
     if (!cpuid) return std::unexpected(cpuid.error());
     m->physical_address_bits_ = physical_address_bits(*cpuid);
-    const bool under_tcg = running_under_qemu_tcg();
-    normalize_cpuid(*cpuid, cpuid_policy(under_tcg));
-    if (under_tcg)
-        log(LogLevel::Info,
-            "XSAVE: hidden from the guest (this VMM runs under QEMU TCG, whose nested SVM "
-            "before QEMU 8.2 keeps the guest's XCR0 from KVM)");
     const auto tsc_deadline = resolve_tsc_deadline(
         options.tsc_deadline,
-        {.kvm_emulates = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
+        {.kvm_emulates = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+         .host_is_qemu_tcg = running_under_qemu_tcg()});
     if (!tsc_deadline) return std::unexpected(tsc_deadline.error());
     log(LogLevel::Info, "TSC-deadline timer: {}", *tsc_deadline ? "on" : "off");
     for (unsigned id = 0; id < options.cpus; ++id) {

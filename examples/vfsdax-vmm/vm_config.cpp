@@ -463,7 +463,8 @@ Options:
                       Command-line options override it; --fs adds to its shares.
   --log-level LEVEL   error, warn, info or debug (default info).
   --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto
-                      (default): on wherever KVM emulates it, as QEMU offers it.
+                      (default): on, except when this VMM itself runs under QEMU's TCG
+                      emulator, where a guest with it once triple-faulted in our tests.
   --check-kvm         only check whether /dev/kvm can run a stock guest kernel: the
                       loaded KVM module and the CPU's VMX/SVM flags, then a probe guest
                       (real mode to long mode with paging, privileged instructions, I/O)
