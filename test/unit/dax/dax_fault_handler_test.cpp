@@ -29,6 +29,12 @@ std::unique_ptr<DaxMapper> make_mapper() {
     return std::move(*mapper);
 }
 
+// The test file's four pages at the window's start, for owner 1.
+void map_whole(DaxMapper& mapper, const TempFile& file, bool writable) {
+    const FileExtent extent{file.fd(), 0, 4 * P};
+    REQUIRE(mapper.map(0, {&extent, 1}, writable, 1));
+}
+
 }  // namespace
 
 TEST_CASE("device copies from and to a truncated window page see zeros, once per page") {
@@ -36,8 +42,7 @@ TEST_CASE("device copies from and to a truncated window page see zeros, once per
     REQUIRE(vfsdax::fs::install_dax_fault_handler());  // again: harmless
     TempFile file(4);
     auto mapper = make_mapper();
-    const FileExtent extent{file.fd(), 0, 4 * P};
-    REQUIRE(mapper->map(0, {&extent, 1}, true, 1));
+    map_whole(*mapper, file, true);
     REQUIRE(ftruncate(file.fd(), P) == 0);
     std::byte* window = mapper->window();
     REQUIRE_FALSE(kernel_can_read(window + 2 * P));
@@ -60,8 +65,7 @@ TEST_CASE("a device store into a read-only window range lands on zeros, never in
     REQUIRE(vfsdax::fs::install_dax_fault_handler());
     TempFile file(4);
     auto mapper = make_mapper();
-    const FileExtent extent{file.fd(), 0, 4 * P};
-    REQUIRE(mapper->map(0, {&extent, 1}, false, 1));
+    map_whole(*mapper, file, false);
     std::byte* window = mapper->window();
     REQUIRE_FALSE(kernel_can_write(window + P));
 
@@ -139,8 +143,7 @@ TEST_CASE("a page the handler zeroed past the end is the file's again once the f
     REQUIRE(vfsdax::fs::install_dax_fault_handler());
     TempFile file(4);
     auto mapper = make_mapper();
-    const FileExtent extent{file.fd(), 0, 4 * P};
-    REQUIRE(mapper->map(0, {&extent, 1}, true, 1));
+    map_whole(*mapper, file, true);
     REQUIRE(ftruncate(file.fd(), P) == 0);
     std::byte* window = mapper->window();
     std::vector<std::byte> copy(16);
@@ -166,8 +169,7 @@ TEST_CASE("after a store into a read-only range, the next locked call maps the f
     REQUIRE(vfsdax::fs::install_dax_fault_handler());
     TempFile file(4);
     auto mapper = make_mapper();
-    const FileExtent extent{file.fd(), 0, 4 * P};
-    REQUIRE(mapper->map(0, {&extent, 1}, false, 1));
+    map_whole(*mapper, file, false);
     std::byte* window = mapper->window();
     std::memset(window + P + 8, 0x42, 16);  // the device's store lands on zeros
     CHECK(mapper->stats().faulted_pages == 1);
