@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "passthrough/dir_stream.hpp"
 #include "passthrough/inode_table.hpp"
 #include "vfsdax/util/unique_fd.hpp"
 
@@ -21,6 +22,7 @@ struct OpenFile {
     int access = 0;  // O_RDONLY, O_WRONLY or O_RDWR as opened on the host
     // A directory listing seeks and reads the shared fd; one listing step at a time.
     std::mutex dir_mutex;
+    DirStream listing;  // directories only; under dir_mutex
 };
 
 class HandleTable {

@@ -2,7 +2,6 @@
 // PassthroughFs: directory handles and listings with d_off cookies as resumable offsets.
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,19 +12,6 @@
 #include "passthrough/passthrough_fs.hpp"
 
 namespace vfsdax::fs::passthrough {
-
-namespace {
-
-// struct linux_dirent64, as getdents64(2) fills it.
-struct HostDirent {
-    uint64_t ino;
-    int64_t off;
-    unsigned short reclen;
-    unsigned char type;
-    char name[];
-};
-
-}  // namespace
 
 Result<OpenResult> PassthroughFs::opendir(const RequestContext&, NodeId node, uint32_t) {
     auto in = inode(node);
@@ -51,8 +37,8 @@ Result<void> PassthroughFs::readdirplus(const RequestContext&, NodeId node, File
     return list_dir(node, fh, offset, sink, true);
 }
 
-// Every call seeks to the guest's offset first: the kernel's d_off of an entry is a telldir
-// cookie that resumes right after it, on this or any other description of the directory.
+// The guest's offset is the d_off of the last entry it took: the handle's DirStream resumes
+// there (see dir_stream.hpp for why it does not simply seek).
 Result<void> PassthroughFs::list_dir(NodeId node, FileHandle fh, uint64_t offset, DirSink& sink,
                                      bool plus) {
     auto open = handles_.get(fh, node, true);
@@ -63,51 +49,52 @@ Result<void> PassthroughFs::list_dir(NodeId node, FileHandle fh, uint64_t offset
     // Once per call, which also covers the lookups of a READDIRPLUS: the handle stays open on a
     // directory the host moves out, and must not list its new surroundings.
     if (auto ok = still_beneath_root(*dir.inode, fd); !ok) return std::unexpected(ok.error());
-    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) return std::unexpected(errno);
+    if (auto sought = dir.listing.seek(fd, offset); !sought) return sought;
     const bool is_root = node == InodeTable::kRootId;
     const uint64_t root_ino = inodes_->root()->key.ino;
     bool added_any = false;
-    alignas(HostDirent) std::byte buffer[16384];
     for (;;) {
-        const long n = ::syscall(SYS_getdents64, fd, buffer, sizeof(buffer));
-        if (n < 0) {
+        auto next = dir.listing.peek(fd);
+        if (!next) {
             if (added_any) return {};
-            return std::unexpected(errno);
+            return std::unexpected(next.error());
         }
-        if (n == 0) return {};
-        for (long pos = 0; pos < n;) {
-            const auto* d = reinterpret_cast<const HostDirent*>(buffer + pos);
-            if (d->reclen == 0) return std::unexpected(EIO);
-            pos += d->reclen;
-            DirEntry dirent;
-            dirent.name = std::string_view(d->name, ::strnlen(d->name, d->reclen));
-            dirent.ino = d->ino;
-            dirent.next_offset = static_cast<uint64_t>(d->off);
-            dirent.type = d->type;
-            // The root's ".." is the root itself: the host's parent stays invisible.
-            if (is_root && dirent.name == "..") dirent.ino = root_ino;
-            if (!plus || is_dot_or_dotdot(dirent.name)) {
-                if (!sink.add(dirent, nullptr)) return {};
-                added_any = true;
-                continue;
-            }
-            auto entry = lookup_in(*dir.inode, dirent.name);
-            if (!entry) {
-                // Gone since the listing was read: the guest just does not see it.
-                if (entry.error() == ENOENT) continue;
-                // Any other failure (typically EMFILE once inodes hold every fd the process may
-                // have) costs the guest only the attributes, not the name: an entry without a
-                // nodeid is a plain dirent to Linux, which looks the name up when it needs it.
-                if (!sink.add(dirent, nullptr)) return {};
-                added_any = true;
-                continue;
-            }
-            if (!sink.add(dirent, &*entry)) {
-                inodes_->forget(entry->nodeid, 1);
-                return {};
-            }
+        if (*next == nullptr) return {};
+        const DirStream::Entry& held = **next;
+        DirEntry dirent;
+        dirent.name = held.name;
+        dirent.ino = held.ino;
+        dirent.next_offset = held.next_offset;
+        dirent.type = held.type;
+        // The root's ".." is the root itself: the host's parent stays invisible.
+        if (is_root && dirent.name == "..") dirent.ino = root_ino;
+        if (!plus || is_dot_or_dotdot(dirent.name)) {
+            if (!sink.add(dirent, nullptr)) return {};
+            dir.listing.advance();
             added_any = true;
+            continue;
         }
+        auto entry = lookup_in(*dir.inode, dirent.name);
+        if (!entry) {
+            // Gone since the listing was read: the guest just does not see it.
+            if (entry.error() == ENOENT) {
+                dir.listing.advance();
+                continue;
+            }
+            // Any other failure (typically EMFILE once inodes hold every fd the process may
+            // have) costs the guest only the attributes, not the name: an entry without a
+            // nodeid is a plain dirent to Linux, which looks the name up when it needs it.
+            if (!sink.add(dirent, nullptr)) return {};
+            dir.listing.advance();
+            added_any = true;
+            continue;
+        }
+        if (!sink.add(dirent, &*entry)) {
+            inodes_->forget(entry->nodeid, 1);
+            return {};
+        }
+        dir.listing.advance();
+        added_any = true;
     }
 }
 
