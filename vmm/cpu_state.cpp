@@ -5,6 +5,7 @@
 #include <asm/processor-flags.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -62,17 +63,53 @@ uint32_t get_apic_reg(const kvm_lapic_state& lapic, uint32_t offset) {
     return value;
 }
 
-std::string format_interrupt_state(const kvm_mp_state& mp, const kvm_regs& regs,
-                                   const kvm_vcpu_events& events, const kvm_lapic_state& lapic) {
-    constexpr uint32_t kApicTpr = 0x80, kApicIsr = 0x100, kApicIrr = 0x200;
-    const uint32_t tpr = get_apic_reg(lapic, kApicTpr);
+namespace {
+
+constexpr uint32_t kApicTpr = 0x80, kApicIsr = 0x100, kApicIrr = 0x200;
+
+// The highest vector set in one of the APIC's vector sets, or 0.
+uint32_t highest_vector(const kvm_lapic_state& lapic, uint32_t base) {
+    for (uint32_t reg = 8; reg-- > 0;) {
+        if (const uint32_t bits = get_apic_reg(lapic, base + reg * 0x10); bits != 0)
+            return reg * 32 + 31 - static_cast<uint32_t>(std::countl_zero(bits));
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::string format_interrupt_state(const InterruptSnapshot& s) {
     const std::string held =
-        events.interrupt.injected ? fmt::format("vector {:#04x}", events.interrupt.nr) : "none";
+        s.events.interrupt.injected ? fmt::format("vector {:#04x}", s.events.interrupt.nr) : "none";
     return fmt::format(
-        "{}, IF {}, interrupt being injected: {}, NMI pending {}, LAPIC TPR {:#04x}, in service: "
-        "{}, requested: {}",
-        mp_state_name(mp.mp_state), (regs.rflags & X86_EFLAGS_IF) ? 1 : 0, held, events.nmi.pending,
-        tpr & 0xff, apic_vectors(lapic, kApicIsr), apic_vectors(lapic, kApicIrr));
+        "{} at rip {:#x} (ring {}), IF {}, interrupt shadow {}, interrupt being injected: {}, NMI "
+        "pending {}, NMI masked {}, LAPIC TPR {:#04x}, in service: {}, requested: {}",
+        mp_state_name(s.mp.mp_state), s.regs.rip, s.sregs.cs.selector & 3,
+        (s.regs.rflags & X86_EFLAGS_IF) ? 1 : 0, s.events.interrupt.shadow ? 1 : 0, held,
+        s.events.nmi.pending, s.events.nmi.masked, get_apic_reg(s.lapic, kApicTpr) & 0xff,
+        apic_vectors(s.lapic, kApicIsr), apic_vectors(s.lapic, kApicIrr));
+}
+
+bool is_parked(const InterruptSnapshot& s) {
+    switch (s.mp.mp_state) {
+        case KVM_MP_STATE_UNINITIALIZED:
+        case KVM_MP_STATE_INIT_RECEIVED:
+            return true;
+        case KVM_MP_STATE_HALTED:
+            return (s.regs.rflags & X86_EFLAGS_IF) == 0;
+        default:
+            return false;
+    }
+}
+
+uint32_t deliverable_vector(const InterruptSnapshot& s) {
+    if (!(s.regs.rflags & X86_EFLAGS_IF) || s.events.interrupt.shadow ||
+        s.events.interrupt.injected)
+        return 0;
+    const uint32_t requested = highest_vector(s.lapic, kApicIrr);
+    const uint32_t blocking =
+        std::max(get_apic_reg(s.lapic, kApicTpr) & 0xf0, highest_vector(s.lapic, kApicIsr) & 0xf0);
+    return (requested & 0xf0) > blocking ? requested : 0;
 }
 
 }  // namespace vfsdax::vmm

@@ -87,7 +87,14 @@ private:
     std::expected<void, std::string> setup_console(const MachineOptions& options);
     std::expected<void, std::string> setup_halt_detection();
     std::expected<void, std::string> setup_coalesced_pci_address();
+    // Per vCPU, touched by its own thread only.
+    struct VcpuWatch {
+        uint64_t checked_tick = 0;
+        uint64_t undelivered_since = 0;  // tick a deliverable vector was first seen waiting
+    };
     void check_parked(Vcpu& vcpu);
+    void watch_undelivered(const Vcpu& vcpu, VcpuWatch& watch, uint64_t tick,
+                           const InterruptSnapshot& snapshot);
 
     Kvm kvm_;
     Vm vm_;
@@ -107,11 +114,12 @@ private:
     UniqueFd halt_timer_;
     std::atomic<uint64_t> halt_tick_{0};
     std::unique_ptr<std::atomic<uint64_t>[]> parked_at_;  // per vCPU: last tick seen parked
+    std::vector<VcpuWatch> watches_;
     UniqueFd signal_fd_;
     int console_in_ = -1;
     uint32_t next_slot_ = GuestRam::kFirstFreeSlot;
     uint64_t mmio32_next_ = layout::kMmio32Start;
-    uint64_t mmio64_next_ = 0;  // set from the RAM layout on first use
+    uint64_t mmio64_next_ = 0;            // set from the RAM layout on first use
     unsigned physical_address_bits_ = 0;  // from KVM's CPUID, in create()
 
     std::atomic<bool> stopping_{false};

@@ -128,21 +128,6 @@ KvmResult Vcpu::set_boot_state(const BootEntry& entry) {
     return {};
 }
 
-std::expected<bool, std::string> Vcpu::parked() const {
-    kvm_mp_state state{};
-    if (::ioctl(fd_.get(), KVM_GET_MP_STATE, &state) < 0)
-        return std::unexpected(errno_text("KVM_GET_MP_STATE"));
-    // An application processor the guest never started (nosmp, maxcpus=) waits for ever.
-    if (state.mp_state == KVM_MP_STATE_UNINITIALIZED ||
-        state.mp_state == KVM_MP_STATE_INIT_RECEIVED)
-        return true;
-    if (state.mp_state != KVM_MP_STATE_HALTED) return false;
-    kvm_regs regs{};
-    if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0)
-        return std::unexpected(errno_text("KVM_GET_REGS"));
-    return (regs.rflags & X86_EFLAGS_IF) == 0;
-}
-
 std::string Vcpu::describe_state() const {
     kvm_regs regs{};
     kvm_sregs sregs{};
@@ -151,17 +136,19 @@ std::string Vcpu::describe_state() const {
     return format_cpu_state(regs, sregs);
 }
 
-std::string Vcpu::describe_interrupts() const {
-    kvm_mp_state mp{};
-    kvm_regs regs{};
-    kvm_vcpu_events events{};
-    kvm_lapic_state lapic{};
-    if (::ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) < 0) return errno_text("KVM_GET_MP_STATE");
-    if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0) return errno_text("KVM_GET_REGS");
-    if (::ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) < 0)
-        return errno_text("KVM_GET_VCPU_EVENTS");
-    if (::ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) return errno_text("KVM_GET_LAPIC");
-    return format_interrupt_state(mp, regs, events, lapic);
+std::expected<InterruptSnapshot, std::string> Vcpu::interrupt_snapshot() const {
+    InterruptSnapshot s;
+    if (::ioctl(fd_.get(), KVM_GET_MP_STATE, &s.mp) < 0)
+        return std::unexpected(errno_text("KVM_GET_MP_STATE"));
+    if (::ioctl(fd_.get(), KVM_GET_REGS, &s.regs) < 0)
+        return std::unexpected(errno_text("KVM_GET_REGS"));
+    if (::ioctl(fd_.get(), KVM_GET_SREGS, &s.sregs) < 0)
+        return std::unexpected(errno_text("KVM_GET_SREGS"));
+    if (::ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &s.events) < 0)
+        return std::unexpected(errno_text("KVM_GET_VCPU_EVENTS"));
+    if (::ioctl(fd_.get(), KVM_GET_LAPIC, &s.lapic) < 0)
+        return std::unexpected(errno_text("KVM_GET_LAPIC"));
+    return s;
 }
 
 int Vcpu::run_once() {

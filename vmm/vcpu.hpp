@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "boot_loader.hpp"
+#include "cpu_state.hpp"
 #include "kvm.hpp"
 #include "kvm_uapi.hpp"
 
@@ -31,16 +32,11 @@ public:
     // others wait for INIT/SIPI from the guest, which the in-kernel local APIC handles.
     KvmResult set_boot_state(const BootEntry& entry);
 
-    // Whether the vCPU sits in HLT with interrupts disabled, where only an NMI or INIT could
-    // wake it: how Linux parks every CPU when it halts or powers off without ACPI. A vCPU the
-    // guest never started counts as parked too.
-    std::expected<bool, std::string> parked() const;
-
     // This vCPU's registers in one line (format_cpu_state), or why they could not be read.
     std::string describe_state() const;
-    // Its interrupt state in one line (format_interrupt_state), or why it could not be read.
-    // Outside KVM_RUN only.
-    std::string describe_interrupts() const;
+    // Its run and interrupt state (is_parked, deliverable_vector, format_interrupt_state).
+    // Outside KVM_RUN only: KVM holds each vCPU's state while it runs.
+    std::expected<InterruptSnapshot, std::string> interrupt_snapshot() const;
 
     // KVM_RUN once: 0 with the exit in run(), or -errno.
     int run_once();
