@@ -77,6 +77,7 @@ second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 
   got="$(ls "$d/g-dir" 2>/dev/null | wc -l)"
   [ "$got" = 1000 ] || fs_fail "$label: g-dir has $got entries on the host, want 1000"
   [ -e "$d/g-dir/e1" ] && [ -e "$d/g-dir/e1000" ] || fs_fail "$label: g-dir lacks e1 or e1000"
+  [ ! -e "$d/g-rm" ] || fs_fail "$label: g-rm, which L2 removed with rm -rf, is on the host"
   got="$(sha256sum "$d/g-big.txt" 2>&1 | cut -d' ' -f1)"
   [ "$got" = "$(cat "$d/big-host.sha256")" ] || fs_fail "$label: g-big.txt on the host has sha256 $got"
   [ "$(sha256sum "$d/big-host.txt" | cut -d' ' -f1)" = "$(cat "$d/big-host.sha256")" ] ||
@@ -94,9 +95,34 @@ second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 
   fi
 }
 
+# trace_kvm_on_stall FILE: once FILE (the VMM's output) has not grown for 90 s, records 3 s
+# of KVM's trace events (nested mode: L1's kernel, which runs L2 for the VMM) and prints a
+# count per event and the last of them, for a stalled L2 to say what KVM under it does. Does
+# nothing where tracefs is not there or not writable (direct mode as a user).
+trace_kvm_on_stall() {
+  local raw="$1" tr=/sys/kernel/tracing last=-1 still=0 size
+  [ -e "$tr/tracing_on" ] || mount -t tracefs nodev "$tr" 2>/dev/null || return 0
+  [ -w "$tr/tracing_on" ] && [ -d "$tr/events/kvm" ] || return 0
+  while sleep 5; do
+    size="$(stat -c %s "$raw" 2>/dev/null || echo 0)"
+    if [ "$size" = "$last" ]; then still=$((still + 5)); else still=0 last="$size"; fi
+    [ "$still" -ge 90 ] || continue
+    echo 8192 >"$tr/buffer_size_kb"
+    echo >"$tr/trace"
+    echo 1 >"$tr/events/kvm/enable"
+    sleep 3
+    echo 0 >"$tr/events/kvm/enable"
+    echo "E2E-NOTE: $E2E_NAME: the VMM has printed nothing for ${still}s: KVM events in 3 s"
+    grep -v '^#' "$tr/trace" | awk '{ for (i = 1; i <= NF; ++i) if ($i ~ /^kvm_[a-z_]*:$/) { n[$i]++; break } }
+      END { for (e in n) printf "L1-KVM-TRACE: %8d %s\n", n[e], e }' | sort -k2,2nr
+    grep -v '^#' "$tr/trace" | tail -n 120 | sed 's/^/L1-KVM-TRACE: /'
+    return 0
+  done
+}
+
 # run_vmm CONSOLE ARGS...: the VMM, bounded, console to stdout and CONSOLE; must exit 0.
 run_vmm() {
-  local console="$1" rc t0 t1
+  local console="$1" rc t0 t1 tracer
   shift
   # The passthrough server keeps one O_PATH fd per inode the guest knows, and the cases
   # make ~2000 per share: lift the soft fd limit to the hard one, as a launcher would
@@ -104,10 +130,15 @@ run_vmm() {
   ulimit -Sn "$(ulimit -Hn)"
   echo "$E2E_NAME: fd limit $(ulimit -Sn)"
   t0=${EPOCHREALTIME/./}
+  : >"$console.raw"
+  trace_kvm_on_stall "$console.raw" &
+  tracer=$!
   set +e
   timeout -k 10 "$E2E_VMM_TIMEOUT" "$E2E_VMM" --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
     --cmdline "console=ttyS0 reboot=k panic=-1" "$@" </dev/null 2>&1 | tee "$console.raw"
   rc=${PIPESTATUS[0]}
+  kill "$tracer" 2>/dev/null
+  wait "$tracer" 2>/dev/null
   set -e
   # The guest's serial console ends lines with \r\n.
   tr -d '\r' <"$console.raw" >"$console"
