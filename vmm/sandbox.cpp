@@ -2,6 +2,7 @@
 // Per-thread confinement: capability sets through raw capget/capset, libseccomp filters.
 #include "sandbox.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/capability.h>
 #include <pthread.h>
@@ -201,6 +202,14 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
     auto kvm_ioctls = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), "ioctl",
                                {SCMP_A1(SCMP_CMP_MASKED_EQ, kIoctlTypeMask, kKvmIoctlType << 8)});
     if (!kvm_ioctls) return kvm_ioctls;
+    if (cls != ThreadClass::FileServer) {
+        // A device reset, from the guest on a vCPU or at exit on the event loop, releases the
+        // guest's POSIX locks on the host (PosixLocks::clear) before closing their files.
+        if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), "fcntl",
+                              {SCMP_A1(SCMP_CMP_EQ, F_OFD_SETLK)});
+            !r)
+            return r;
+    }
     switch (cls) {
         case ThreadClass::Vcpu:
             return add_all(ctx, kVcpu);

@@ -164,6 +164,17 @@ TEST_CASE("each class makes the syscalls its work needs under its filter", "[san
         ::close(fd);
         return probed && copy == 1;
     })));
+    // A device reset releases the guest's POSIX locks wherever it runs; nothing else of fcntl.
+    for (ThreadClass cls : {ThreadClass::Vcpu, ThreadClass::EventLoop}) {
+        INFO(vmm::thread_class_name(cls));
+        CHECK(exited_ok(run_confined(cls, SeccompMode::Kill, [] {
+            struct flock unlock {};
+            unlock.l_type = F_UNLCK;
+            return ::fcntl(-1, F_OFD_SETLK, &unlock) != 0 && errno == EBADF;
+        })));
+        CHECK(killed_by_sigsys(run_confined(cls, SeccompMode::Kill,
+                                            [] { return ::fcntl(2, F_DUPFD_CLOEXEC, 0) >= 0; })));
+    }
     // A thread, through glibc's clone3-then-clone fallback; the per-thread umask; new threads
     // may name themselves.
     CHECK(exited_ok(run_confined(ThreadClass::FileServer, SeccompMode::Kill, [] {
