@@ -69,6 +69,7 @@ std::expected<std::unique_ptr<Machine>, std::string> Machine::create(
     auto vm = Vm::create(*kvm);
     if (!vm) return std::unexpected(vm.error());
     std::unique_ptr<Machine> m(new Machine(std::move(*kvm), std::move(*vm)));
+    m->sandbox_ = options.sandbox;
 
     auto ram = GuestRam::create(m->vm_, m->memory_, options.memory);
     if (!ram) return std::unexpected("--memory: " + ram.error());
@@ -338,7 +339,11 @@ int Machine::run() {
     threads_.reserve(vcpus_.size());
     for (Vcpu& vcpu : vcpus_) {
         threads_.emplace_back([this, &vcpu] {
-            vcpu_thread(vcpu);
+            if (auto confined = confine_thread(ThreadClass::Vcpu, sandbox_); !confined) {
+                request_stop(1, fmt::format("vCPU {}: {}", vcpu.id(), confined.error()));
+            } else {
+                vcpu_thread(vcpu);
+            }
             std::lock_guard lock(exit_mutex_);
             ++vcpus_out_;
             vcpu_exited_.notify_all();
@@ -348,7 +353,17 @@ int Machine::run() {
     // nor signals on the event loop may wait for it.
     std::jthread scanner;
     if (!fault_repairs_.empty()) {
-        scanner = std::jthread([this](std::stop_token stop) { scan_for_broken_memory(stop); });
+        scanner = std::jthread([this](std::stop_token stop) {
+            if (auto confined = confine_thread(ThreadClass::Vcpu, sandbox_); !confined) {
+                request_stop(1, fmt::format("DAX scan: {}", confined.error()));
+                return;
+            }
+            scan_for_broken_memory(stop);
+        });
+    }
+    // Last, so that the threads above took this thread's capabilities before it drops them.
+    if (auto confined = confine_thread(ThreadClass::EventLoop, sandbox_); !confined) {
+        request_stop(1, fmt::format("event loop: {}", confined.error()));
     }
     loop_->run();
     scanner.request_stop();

@@ -22,6 +22,7 @@
 #include "guest_ram.hpp"
 #include "kvm.hpp"
 #include "pci_host.hpp"
+#include "sandbox.hpp"
 #include "serial.hpp"
 #include "vcpu.hpp"
 #include "vfsdax/memory/guest_memory.hpp"
@@ -37,11 +38,15 @@ struct MachineOptions {
     int console_in = 0;   // guest console input (stdin); -1: none
     int console_out = 1;  // guest console output (stdout)
     TscDeadline tsc_deadline = TscDeadline::Auto;
+    // How run() confines each thread it starts (vCPUs, the DAX scan) and its own, the event
+    // loop's, once those have started.
+    SandboxPolicy sandbox;
 };
 
 // Lifecycle: create() builds the VM, RAM, vCPUs and legacy devices and loads the kernel;
 // the embedder then plugs its devices into pci(), mmio(), pio() and loop(); run() starts the
-// vCPU threads, runs the event loop on the calling thread and returns the exit status.
+// vCPU threads, runs the event loop on the calling thread, confined as ThreadClass::EventLoop
+// for good, and returns the exit status.
 class Machine {
 public:
     static std::expected<std::unique_ptr<Machine>, std::string> create(
@@ -108,6 +113,7 @@ private:
     std::vector<Vcpu> vcpus_;
     std::unique_ptr<CoalescedWrites> coalesced_;  // in vCPU 0's mapping; null without the cap
     FaultRepairs fault_repairs_;
+    SandboxPolicy sandbox_;
     std::vector<std::thread> threads_;
     // Halt detection: each tick asks every vCPU whether it is parked; the guest has halted
     // when all of them were parked at the same tick.

@@ -39,9 +39,9 @@ fs::InodeDax inode_dax(InodeDaxMode mode) {
 
 }  // namespace
 
-std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
-                                                                        const FsShare& share,
-                                                                        std::size_t fd_budget) {
+std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(
+    vmm::Machine& machine, const FsShare& share, std::size_t fd_budget,
+    vmm::ThreadLauncher& launcher) {
     auto fail = [&](std::string_view field, const std::string& why) {
         return std::unexpected(fmt::format("--fs tag={}: {}: {}", share.tag, field, why));
     };
@@ -93,6 +93,9 @@ std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Mac
     options.fuse.inode_dax = inode_dax(share.inode_dax);
     options.fuse.inode_dax_min_size = share.inode_dax_min_size;
     options.packed_ring = share.packed;
+    options.start_thread = [&launcher](std::function<void()> body) {
+        return launcher.launch(std::move(body));
+    };
     auto device = fs::FsDevice::create(options, *out->backend, out->mapper.get());
     if (!device) return fail("device", device.error());
     out->device = std::move(*device);

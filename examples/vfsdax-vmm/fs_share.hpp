@@ -8,6 +8,7 @@
 #include <string>
 
 #include "machine.hpp"
+#include "sandbox.hpp"
 #include "vfsdax/fs/dax_mapper.hpp"
 #include "vfsdax/fs/file_system.hpp"
 #include "vfsdax/fs/fs_device.hpp"
@@ -27,8 +28,9 @@ struct AttachedShare {
 
 // Errors name the share (--fs tag=T) and the field at fault. `fd_budget`: the descriptors the
 // share may hold for its guest (PassthroughOptions::fd_budget; 0: the library's default).
-std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(vmm::Machine& machine,
-                                                                        const FsShare& share,
-                                                                        std::size_t fd_budget);
+// `launcher` starts the device's workers, which so become file-server threads.
+std::expected<std::unique_ptr<AttachedShare>, std::string> attach_share(
+    vmm::Machine& machine, const FsShare& share, std::size_t fd_budget,
+    vmm::ThreadLauncher& launcher);
 
 }  // namespace vfsdax::vmm_cli

@@ -13,6 +13,7 @@
 #include "kvm_check.hpp"
 #include "log.hpp"
 #include "machine.hpp"
+#include "sandbox.hpp"
 #include "vfsdax/fs/dax_fault_handler.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 #include "vm_config.hpp"
@@ -32,6 +33,18 @@ vfsdax::vmm::TscDeadline machine_tsc_deadline(vfsdax::vmm_cli::TscDeadline mode)
             break;
     }
     return vfsdax::vmm::TscDeadline::Auto;
+}
+
+vfsdax::vmm::SeccompMode machine_seccomp(vfsdax::vmm_cli::Seccomp mode) {
+    switch (mode) {
+        case vfsdax::vmm_cli::Seccomp::Log:
+            return vfsdax::vmm::SeccompMode::Log;
+        case vfsdax::vmm_cli::Seccomp::Off:
+            return vfsdax::vmm::SeccompMode::Off;
+        case vfsdax::vmm_cli::Seccomp::On:
+            break;
+    }
+    return vfsdax::vmm::SeccompMode::Kill;
 }
 
 }  // namespace
@@ -104,15 +117,32 @@ int main(int argc, char** argv) {
                             [](const vmm_cli::FsShare& s) { return s.xattr_capability; })) {
         keep_also.push_back(CAP_SETFCAP);
     }
+    vmm::SandboxPolicy sandbox{machine_seccomp(config.seccomp), fs::passthrough_capabilities()};
+    sandbox.file_server_capabilities.insert(sandbox.file_server_capabilities.end(),
+                                            keep_also.begin(), keep_also.end());
+    // CAP_SETPCAP only until each thread has confined itself, which takes its bounding set
+    // down to its class's set with it.
+    keep_also.push_back(CAP_SETPCAP);
     if (auto r = fs::drop_capabilities(keep_also); !r) {
         vmm::log(vmm::LogLevel::Debug, "capabilities not dropped: {}", std::strerror(r.error()));
     }
-    auto machine = vmm::Machine::create(
-        vmm::MachineOptions{config.kernel, config.initrd, config.cmdline, config.cpus,
-                            config.memory, 0, 1, machine_tsc_deadline(config.tsc_deadline)});
+    auto machine = vmm::Machine::create(vmm::MachineOptions{
+        config.kernel, config.initrd, config.cmdline, config.cpus, config.memory, 0, 1,
+        machine_tsc_deadline(config.tsc_deadline), sandbox});
     if (!machine) {
         vmm::log(vmm::LogLevel::Error, "{}", machine.error());
         return kStartError;
+    }
+    // After Machine::create, whose signal mask (SIGINT and SIGTERM blocked, for its signalfd)
+    // the launcher and the workers it starts inherit.
+    std::unique_ptr<vmm::ThreadLauncher> launcher;
+    if (!config.fs.empty()) {
+        auto started = vmm::ThreadLauncher::start(sandbox);
+        if (!started) {
+            vmm::log(vmm::LogLevel::Error, "{}", started.error());
+            return kStartError;
+        }
+        launcher = std::move(*started);
     }
     // Each share's descriptor budget: the soft limit less 256 for the VMM's own (KVM, vCPUs,
     // eventfds, irqfds, logs) and less one per 2 MiB of every DAX window (a mapped range holds
@@ -125,7 +155,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::unique_ptr<vmm_cli::AttachedShare>> shares;
     for (const vmm_cli::FsShare& share : config.fs) {
-        auto attached = vmm_cli::attach_share(**machine, share, fd_budget);
+        auto attached = vmm_cli::attach_share(**machine, share, fd_budget, *launcher);
         if (!attached) {
             vmm::log(vmm::LogLevel::Error, "{}", attached.error());
             return kStartError;

@@ -14,7 +14,8 @@ namespace vfsdax::vmm_cli {
 namespace {
 
 constexpr std::string_view kNotAVmField =
-    "is not a field (kernel, initrd, cmdline, cpus, memory, log-level, tsc-deadline, fs)";
+    "is not a field (kernel, initrd, cmdline, cpus, memory, log-level, tsc-deadline, seccomp, "
+    "fs)";
 
 std::unexpected<std::string> fail(std::string message) {
     return std::unexpected(std::move(message));
@@ -59,6 +60,13 @@ std::expected<TscDeadline, std::string> parse_tsc_deadline(std::string_view text
     if (text == "on") return TscDeadline::On;
     if (text == "off") return TscDeadline::Off;
     return fail(fmt::format("\"{}\" is not one of auto, on, off", text));
+}
+
+std::expected<Seccomp, std::string> parse_seccomp(std::string_view text) {
+    if (text == "on") return Seccomp::On;
+    if (text == "log") return Seccomp::Log;
+    if (text == "off") return Seccomp::Off;
+    return fail(fmt::format("\"{}\" is not one of on, log, off", text));
 }
 
 std::expected<bool, std::string> parse_on_off(std::string_view text) {
@@ -299,7 +307,7 @@ std::expected<void, std::string> apply_json(const nlohmann::json& doc, std::stri
                                             key == "memory" ? " or a size string" : ""));
         } else if (!value.is_string()) {
             if (key != "kernel" && key != "initrd" && key != "cmdline" && key != "log-level" &&
-                key != "tsc-deadline")
+                key != "tsc-deadline" && key != "seccomp")
                 return bad(key, std::string(kNotAVmField));
             return bad(key, fmt::format("{} is not a string", value.dump()));
         }
@@ -325,6 +333,10 @@ std::expected<void, std::string> apply_json(const nlohmann::json& doc, std::stri
             auto n = parse_tsc_deadline(text);
             if (!n) return bad(key, n.error());
             config.tsc_deadline = *n;
+        } else if (key == "seccomp") {
+            auto n = parse_seccomp(text);
+            if (!n) return bad(key, n.error());
+            config.seccomp = *n;
         } else {
             return bad(key, std::string(kNotAVmField));
         }
@@ -377,7 +389,7 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
             return fail(fmt::format("{}: is not an option (see --help)", flag));
         if (flag != "--kernel" && flag != "--initrd" && flag != "--cmdline" && flag != "--cpus" &&
             flag != "--memory" && flag != "--fs" && flag != "--config" && flag != "--log-level" &&
-            flag != "--tsc-deadline")
+            flag != "--tsc-deadline" && flag != "--seccomp")
             return fail(fmt::format("{}: is not an option (see --help)", flag));
         if (i + 1 == args.size()) return fail(fmt::format("{}: has no value", flag));
         const std::string_view value = args[++i];
@@ -402,6 +414,10 @@ std::expected<CommandLine, std::string> parse_command_line(std::span<const std::
             auto n = field(flag, value, parse_tsc_deadline);
             if (!n) return std::unexpected(n.error());
             out.config.tsc_deadline = *n;
+        } else if (flag == "--seccomp") {
+            auto n = field(flag, value, parse_seccomp);
+            if (!n) return std::unexpected(n.error());
+            out.config.seccomp = *n;
         } else if (flag == "--fs") {
             auto share = parse_fs_option(value);
             if (!share) return fail(fmt::format("--fs {}: {}", value, share.error()));
@@ -454,7 +470,7 @@ Options:
                                           (default none; needs dax-window)
   --config FILE       JSON file with the same fields: {{"kernel": ..., "initrd": ...,
                       "cmdline": ..., "cpus": N, "memory": "1G" or bytes,
-                      "log-level": ..., "tsc-deadline": ...,
+                      "log-level": ..., "tsc-deadline": ..., "seccomp": ...,
                       "fs": [{{"tag": ..., "dir": ...,
                       "dax-window": "1G", "cache": "auto", "queues": 1,
                       "packed": false, "readonly": false, "xattr": false,
@@ -465,6 +481,12 @@ Options:
   --tsc-deadline MODE whether guests see the LAPIC's TSC-deadline timer: on, off, or auto
                       (default): on, except when this VMM itself runs under QEMU's TCG
                       emulator, where a guest with it once triple-faulted in our tests.
+  --seccomp MODE      seccomp filters per thread class (vCPU, event loop, file server):
+                      on (default): a syscall outside its class's list kills the VMM
+                      with SIGSYS; log: allowed and logged by the kernel (audit type
+                      1326, in dmesg), to find what a list lacks; off: no filters.
+                      Capabilities are per thread whatever the mode: run as root, only
+                      the file server's threads keep theirs. docs/security.md has the lists.
   --check-kvm         only check whether /dev/kvm can run a stock guest kernel: the
                       loaded KVM module and the CPU's VMX/SVM flags, then a probe guest
                       (real mode to long mode with paging, privileged instructions, I/O)

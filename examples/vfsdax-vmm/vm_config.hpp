@@ -19,6 +19,9 @@ enum class InodeDaxMode { None, All, MinSize };
 enum class LogLevel { Error, Warn, Info, Debug };
 // Whether guests see the TSC-deadline timer; auto: on, except under QEMU TCG (see vmm/cpuid.hpp).
 enum class TscDeadline { Auto, On, Off };
+// Seccomp filters per thread class: on (a syscall outside the list kills the VMM), log (it is
+// allowed and logged by the kernel), off (capabilities per thread only).
+enum class Seccomp { On, Log, Off };
 
 struct FsShare {
     std::string tag;
@@ -48,6 +51,7 @@ struct VmConfig {
     std::vector<FsShare> fs;
     LogLevel log_level = LogLevel::Info;
     TscDeadline tsc_deadline = TscDeadline::Auto;
+    Seccomp seccomp = Seccomp::On;
 };
 
 inline constexpr unsigned kMaxCpus = 64;

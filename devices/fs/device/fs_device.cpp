@@ -157,7 +157,9 @@ std::expected<void, std::string> FsDevice::activate(
         if (slot->queue) post_drain(*slot);
     }
     for (unsigned i = 0; i < options_.threads; ++i) {
-        pool_->threads.emplace_back([io = &pool_->io] { io->run(); });
+        std::function<void()> body = [io = &pool_->io] { io->run(); };
+        pool_->threads.push_back(options_.start_thread ? options_.start_thread(std::move(body))
+                                                       : std::thread(std::move(body)));
     }
     return {};
 }

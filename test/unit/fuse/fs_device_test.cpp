@@ -604,6 +604,34 @@ TEST_CASE("a blocked SETLKW does not stop reset()", "[fs_device]") {
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
 }
 
+TEST_CASE("start_thread starts every worker, and requests are served on those", "[fs_device]") {
+    FsDeviceOptions options = Guest::default_options();
+    std::mutex mutex;
+    std::set<std::thread::id> started;
+    std::atomic<int> on_started{0};
+    options.start_thread = [&](std::function<void()> body) {
+        // Each worker waits until its creator has recorded it, then checks it was.
+        std::lock_guard lock(mutex);
+        std::thread t([&, body = std::move(body)] {
+            {
+                std::lock_guard own(mutex);
+                if (started.count(std::this_thread::get_id())) ++on_started;
+            }
+            body();
+        });
+        started.insert(t.get_id());
+        return t;
+    };
+    Guest g(options, false, false);
+    // Threads are started when the driver activates the device, not before.
+    CHECK(started.empty());
+    g.activate();
+    g.init();
+    g.device().reset();
+    CHECK(started.size() == options.threads);
+    CHECK(on_started == static_cast<int>(options.threads));
+}
+
 TEST_CASE("two request queues served concurrently, replies on their own queue", "[fs_device]") {
     FsDeviceOptions o = Guest::default_options();
     o.num_request_queues = 2;

@@ -142,9 +142,16 @@ TEST_CASE("every bad --fs field is named with the reason") {
 }
 
 TEST_CASE("the command line fills the config and names bad flags") {
-    auto r = parse({"--kernel", "bz", "--initrd", "rd", "--cmdline", "console=ttyS0 quiet",
-                    "--cpus", "4", "--memory", "1G", "--log-level", "debug", "--fs", "tag=a,dir=/x",
-                    "--fs", "tag=b,dir=/y", "--tsc-deadline", "off"});
+    auto r = parse({"--kernel",       "bz",
+                    "--initrd",       "rd",
+                    "--cmdline",      "console=ttyS0 quiet",
+                    "--cpus",         "4",
+                    "--memory",       "1G",
+                    "--log-level",    "debug",
+                    "--fs",           "tag=a,dir=/x",
+                    "--fs",           "tag=b,dir=/y",
+                    "--tsc-deadline", "off",
+                    "--seccomp",      "log"});
     REQUIRE(r);
     CHECK_FALSE(r->help);
     CHECK(r->config.kernel == "bz");
@@ -154,6 +161,7 @@ TEST_CASE("the command line fills the config and names bad flags") {
     CHECK(r->config.memory == 1ull << 30);
     CHECK(r->config.log_level == LogLevel::Debug);
     CHECK(r->config.tsc_deadline == TscDeadline::Off);
+    CHECK(r->config.seccomp == Seccomp::Log);
     REQUIRE(r->config.fs.size() == 2);
     CHECK(r->config.fs[1].tag == "b");
 
@@ -172,6 +180,9 @@ TEST_CASE("the command line fills the config and names bad flags") {
     CHECK_THAT(error_of({"--log-level", "loud"}), Catch::StartsWith("--log-level: \"loud\""));
     CHECK(error_of({"--tsc-deadline", "yes"}) ==
           "--tsc-deadline: \"yes\" is not one of auto, on, off");
+    CHECK(parse({"--kernel", "k"})->config.seccomp == Seccomp::On);
+    CHECK(parse({"--seccomp", "off"})->config.seccomp == Seccomp::Off);
+    CHECK(error_of({"--seccomp", "kill"}) == "--seccomp: \"kill\" is not one of on, log, off");
     CHECK_THAT(error_of({"--kernel"}), Catch::StartsWith("--kernel: has no value"));
     CHECK_THAT(error_of({"--kernel", ""}), Catch::StartsWith("--kernel: is empty"));
     CHECK_THAT(error_of({"--frobnicate", "1"}),
@@ -186,7 +197,7 @@ TEST_CASE("JSON config with every field") {
     VmConfig config;
     auto r = apply_json(nlohmann::json::parse(R"({
         "kernel": "bz", "initrd": "rd", "cmdline": "quiet", "cpus": 2, "memory": "2G",
-        "log-level": "warn", "tsc-deadline": "on",
+        "log-level": "warn", "tsc-deadline": "on", "seccomp": "off",
         "fs": [{"tag": "a", "dir": "/x", "dax-window": "512M", "cache": "always", "queues": 2,
                 "packed": true, "readonly": true, "inode-dax": "all", "xattr": true,
                 "xattr-capability": true, "xattr-trusted": true, "setid": true,
@@ -201,6 +212,7 @@ TEST_CASE("JSON config with every field") {
     CHECK(config.memory == 2ull << 30);
     CHECK(config.log_level == LogLevel::Warn);
     CHECK(config.tsc_deadline == TscDeadline::On);
+    CHECK(config.seccomp == Seccomp::Off);
     REQUIRE(config.fs.size() == 2);
     CHECK(config.fs[0].dax_window == 512ull << 20);
     CHECK(config.fs[0].cache == CacheMode::Always);
@@ -238,6 +250,9 @@ TEST_CASE("every bad JSON field is named with the file and the reason") {
     CHECK(json_error(R"({"log-level": "chatty"})") ==
           "vm.json: log-level: \"chatty\" is not one of error, warn, info, debug");
     CHECK(json_error(R"({"tsc-deadline": true})") == "vm.json: tsc-deadline: true is not a string");
+    CHECK(json_error(R"({"seccomp": "loud"})") ==
+          "vm.json: seccomp: \"loud\" is not one of on, log, off");
+    CHECK(json_error(R"({"seccomp": false})") == "vm.json: seccomp: false is not a string");
     CHECK_THAT(json_error(R"({"colour": "red"})"),
                Catch::StartsWith("vm.json: colour: is not a field"));
     CHECK(json_error(R"({"fs": {}})") == "vm.json: fs: is not an array");
@@ -325,33 +340,12 @@ TEST_CASE("validation: kernel required, tags unique, directories exist") {
 
 TEST_CASE("--help names every option and share field") {
     const std::string help = help_text("vfsdax-vmm");
-    for (const char* word : {"--kernel",
-                             "--initrd",
-                             "--cmdline",
-                             "--cpus",
-                             "--memory",
-                             "--fs",
-                             "--config",
-                             "--log-level",
-                             "--tsc-deadline",
-                             "\"tsc-deadline\"",
-                             "--help",
-                             "tag=",
-                             "dir=",
-                             "dax-window=",
-                             "cache=",
-                             "queues=",
-                             "packed=",
-                             "readonly",
-                             "xattr=",
-                             "inode-dax=",
-                             "\"inode-dax\"",
-                             "--check-kvm",
-                             "xattr-capability=",
-                             "xattr-trusted=",
-                             "setid=",
-                             "devices=",
-                             "\"setid\"",
-                             "\"devices\""})
+    for (const char* word :
+         {"--kernel",       "--initrd",    "--cmdline",     "--cpus",         "--memory",
+          "--fs",           "--config",    "--log-level",   "--tsc-deadline", "\"tsc-deadline\"",
+          "--seccomp",      "\"seccomp\"", "--help",        "tag=",           "dir=",
+          "dax-window=",    "cache=",      "queues=",       "packed=",        "readonly",
+          "xattr=",         "inode-dax=",  "\"inode-dax\"", "--check-kvm",    "xattr-capability=",
+          "xattr-trusted=", "setid=",      "devices=",      "\"setid\"",      "\"devices\""})
         CHECK_THAT(help, Catch::Contains(word));
 }

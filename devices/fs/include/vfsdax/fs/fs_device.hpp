@@ -8,9 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vfsdax/fs/file_system.hpp"
@@ -40,6 +42,11 @@ struct FsDeviceOptions {
     // queue is split.
     bool packed_ring = true;
     unsigned threads = 4;  // worker pool size, >= 1
+    // Starts each worker thread running `body`; empty: std::thread. Workers start when the
+    // driver activates the device, on whichever thread delivered that write; a VMM whose
+    // threads carry different capabilities or seccomp filters starts them from a thread whose
+    // set the workers should inherit. May throw std::system_error, as std::thread does.
+    std::function<std::thread(std::function<void()> body)> start_thread;
     FuseOptions fuse;
 };
 
