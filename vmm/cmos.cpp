@@ -3,6 +3,7 @@
 #include "cmos.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 namespace vfsdax::vmm {
 
@@ -47,30 +48,34 @@ uint8_t Cmos::read_register(uint8_t index) {
         // Register C's flags clear on read; no alarm or periodic interrupt is ever raised.
         return index == kRegC ? 0 : ram_[index];
     }
-    const std::time_t now = clock_();
-    std::tm t{};
-    gmtime_r(&now, &t);
+    // The civil UTC date by arithmetic: glibc's gmtime_r loads the time zone on first use
+    // (/etc/localtime), a file a vCPU thread's seccomp filter does not let it open.
+    using namespace std::chrono;
+    const sys_seconds now{seconds{clock_()}};
+    const sys_days today = floor<days>(now);
+    const year_month_day date{today};
+    const hh_mm_ss time{now - today};
     const bool binary = ram_[kRegB] & kRegBBinary;
     auto encode = [binary](int v) {
         return static_cast<uint8_t>(binary ? v : ((v / 10) << 4) | (v % 10));
     };
     switch (index) {
         case kSeconds:
-            return encode(t.tm_sec);
+            return encode(static_cast<int>(time.seconds().count()));
         case kMinutes:
-            return encode(t.tm_min);
+            return encode(static_cast<int>(time.minutes().count()));
         case kHours:
-            return encode(t.tm_hour);
+            return encode(static_cast<int>(time.hours().count()));
         case kWeekday:
-            return encode(t.tm_wday + 1);
+            return encode(static_cast<int>(weekday{today}.c_encoding()) + 1);
         case kDay:
-            return encode(t.tm_mday);
+            return encode(static_cast<int>(static_cast<unsigned>(date.day())));
         case kMonth:
-            return encode(t.tm_mon + 1);
+            return encode(static_cast<int>(static_cast<unsigned>(date.month())));
         case kYear:
-            return encode(t.tm_year % 100);
+            return encode(static_cast<int>(date.year()) % 100);
         case kCentury:
-            return encode(19 + t.tm_year / 100);
+            return encode(static_cast<int>(date.year()) / 100);
         default:
             return 0;
     }

@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <exception>
 #include <initializer_list>
+#include <iterator>
 #include <span>
 #include <system_error>
 
@@ -168,8 +171,49 @@ constexpr int kFileServer[] = {
 constexpr uint64_t kKvmIoctlType = 0xAE;
 constexpr uint64_t kIoctlTypeMask = 0xff00;
 
+// Kill mode traps rather than kills: the handler below names the thread class and the syscall,
+// then the process dies by SIGSYS all the same. A bare kill leaves only "Bad system call".
 uint32_t default_action(SeccompMode mode) {
-    return mode == SeccompMode::Log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+    return mode == SeccompMode::Log ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
+}
+
+thread_local const char* t_thread_class = "unconfined";
+
+// Async-signal-safe: fixed buffers, write(2), then SIGSYS again with its default action.
+void report_forbidden_syscall(int, siginfo_t* info, void*) {
+    char number[16];
+    int n = sizeof number;
+    unsigned value = static_cast<unsigned>(info->si_syscall);
+    do {
+        number[--n] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    } while (value != 0 && n > 0);
+    constexpr char kHead[] = "vfsdax-vmm: error: seccomp: a ";
+    constexpr char kMiddle[] = " thread made syscall ";
+    constexpr char kTail[] =
+        ", which its filter forbids (docs/security.md; --seccomp log lists them all)\n";
+    const iovec parts[] = {
+        {const_cast<char*>(kHead), sizeof kHead - 1},
+        {const_cast<char*>(t_thread_class), std::strlen(t_thread_class)},
+        {const_cast<char*>(kMiddle), sizeof kMiddle - 1},
+        {number + n, sizeof number - static_cast<std::size_t>(n)},
+        {const_cast<char*>(kTail), sizeof kTail - 1},
+    };
+    [[maybe_unused]] ssize_t written = ::writev(STDERR_FILENO, parts, std::size(parts));
+    struct sigaction fatal {};
+    fatal.sa_handler = SIG_DFL;
+    ::sigaction(SIGSYS, &fatal, nullptr);
+    ::raise(SIGSYS);
+}
+
+std::expected<void, std::string> install_syscall_reporter() {
+    struct sigaction report {};
+    report.sa_sigaction = report_forbidden_syscall;
+    report.sa_flags = SA_SIGINFO;
+    sigemptyset(&report.sa_mask);
+    if (::sigaction(SIGSYS, &report, nullptr) != 0)
+        return std::unexpected(fmt::format("sigaction(SIGSYS): {}", std::strerror(errno)));
+    return {};
 }
 
 std::string seccomp_error(std::string_view what, int rc) {
@@ -333,12 +377,22 @@ std::expected<void, std::string> confine_thread(ThreadClass cls, const SandboxPo
     auto failed = [cls](const std::string& why) {
         return std::unexpected(fmt::format("{} thread: {}", thread_class_name(cls), why));
     };
+    // Named for ps/top and for seccomp's audit records (comm=), which name no class otherwise.
+    // The event loop is the main thread, whose name is the process's: it stays vfsdax-vmm.
+    if (cls != ThreadClass::EventLoop) {
+        const char* name = cls == ThreadClass::Vcpu ? "vfsdax-vcpu" : "vfsdax-fs";
+        ::prctl(PR_SET_NAME, name, 0, 0, 0);
+    }
     if (auto r = set_class_caps(cls, policy); !r) return failed(r.error());
     // Set even without a filter: nothing this VMM runs may gain privileges by exec.
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         return failed(fmt::format("PR_SET_NO_NEW_PRIVS: {}", std::strerror(errno)));
     }
     if (policy.seccomp == SeccompMode::Off) return {};
+    if (policy.seccomp == SeccompMode::Kill) {
+        if (auto r = install_syscall_reporter(); !r) return failed(r.error());
+    }
+    t_thread_class = thread_class_name(cls).data();
     if (auto r = load_filter(cls, policy.seccomp); !r) return failed(r.error());
     return {};
 }

@@ -26,7 +26,8 @@ enum class ThreadClass {
 };
 
 enum class SeccompMode {
-    Kill,  // a syscall outside the class's list kills the process with SIGSYS
+    Kill,  // a syscall outside the class's list is reported (class, number) on stderr and
+           // kills the process with SIGSYS
     Log,   // it is allowed and the kernel logs it (audit type 1326): for tuning the lists
     Off,   // no filter; capabilities and no_new_privs still apply
 };
