@@ -12,11 +12,14 @@ dataexer="$E2E_BIN/dataexer"
 # xattrs are served only when the VMM has a share field for it (the FUSE server's default is
 # off); fs_xattr_opt is appended to each --fs when it does.
 fs_xattr_opt=""
-if "$E2E_VMM" --help | grep -q 'xattr'; then
+# Read once, then searched: `vfsdax-vmm --help | grep -q` under pipefail fails whenever grep
+# ends before the VMM's last write (SIGPIPE), which a longer help text made happen in L1.
+vmm_help="$("$E2E_VMM" --help)"
+if grep -q 'xattr' <<<"$vmm_help"; then
   fs_xattr_opt=",xattr=on"
   # The cases use trusted.* names where the host allows them (root in L1); the guest may set
   # those only where the operator says so (off by default).
-  ! "$E2E_VMM" --help | grep -q 'xattr-trusted' || fs_xattr_opt+=",xattr-trusted=on"
+  ! grep -q 'xattr-trusted' <<<"$vmm_help" || fs_xattr_opt+=",xattr-trusted=on"
 else
   echo "$E2E_NAME: NOTE: xattrs not tested: vfsdax-vmm --help lists no xattr field for --fs"
 fi

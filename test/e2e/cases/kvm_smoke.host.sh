@@ -23,7 +23,7 @@ inner="$(cd / && E2E_OUT="${E2E_WORK#/}/direct-out" bash "${E2E_RIG#/}/run" --mo
   --timeout 120 2>&1)" ||
   rc=$?
 printf '%s\n' "$inner" | sed 's/^/direct| /'
-if [ "$rc" -eq 0 ] && printf '%s\n' "$inner" | grep -qx 'e2e\[kvm_smoke_direct\]: PASS'; then
+if [ "$rc" -eq 0 ] && grep -qx 'e2e\[kvm_smoke_direct\]: PASS' <<<"$inner"; then
   echo "E2E-PASS: kvm_smoke_direct"
 else
   echo "E2E-FAIL: kvm_smoke: run --mode direct on L1's KVM, started from / by relative paths, failed (status $rc)"
