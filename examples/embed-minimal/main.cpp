@@ -5,10 +5,11 @@
 // stand-ins that show each seam: GuestMemory (RAM + the DAX window), the PCI transport's config
 // space and BARs, the InterruptSink, and the BAR listener that moves the window. It plays the
 // firmware's part (placing the BARs), prints where everything landed, and exits.
-#include <fmt/format.h>
 #include <linux/pci_regs.h>
 #include <linux/virtio_fs.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -25,9 +26,9 @@ namespace {
 class PrintingInterrupts : public pci::InterruptSink {
 public:
     void send_msi(uint64_t address, uint32_t data) override {
-        fmt::print("msi {:#x} <- {:#x}\n", address, data);
+        std::printf("msi %#" PRIx64 " <- %#" PRIx32 "\n", address, data);
     }
-    void set_intx(bool asserted) override { fmt::print("intx {}\n", asserted); }
+    void set_intx(bool asserted) override { std::printf("intx %d\n", asserted); }
 };
 
 void config_write32(pci::VirtioPciTransport& pci, uint32_t offset, uint32_t value) {
@@ -38,7 +39,7 @@ void config_write32(pci::VirtioPciTransport& pci, uint32_t offset, uint32_t valu
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fmt::print(stderr, "usage: embed-minimal SHARED_DIR\n");
+        std::fprintf(stderr, "usage: embed-minimal SHARED_DIR\n");
         return 2;
     }
 
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
     // 2. The device: a host directory, a 64 MiB DAX window, the virtio-fs model.
     auto backend = fs::make_passthrough({.root = argv[1]});
     if (!backend) {
-        fmt::print(stderr, "{}: {}\n", argv[1], std::strerror(backend.error()));
+        std::fprintf(stderr, "%s: %s\n", argv[1], std::strerror(backend.error()));
         return 1;
     }
     auto mapper = fs::DaxMapper::create({.window_size = 64 << 20});
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
     options.tag = "share";
     auto device = fs::FsDevice::create(options, **backend, mapper->get());
     if (!device) {
-        fmt::print(stderr, "device: {}\n", device.error());
+        std::fprintf(stderr, "device: %s\n", device.error().c_str());
         return 1;
     }
 
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
     PrintingInterrupts interrupts;
     auto pci = pci::VirtioPciTransport::create(**device, memory, interrupts);
     if (!pci) {
-        fmt::print(stderr, "pci: {}\n", pci.error());
+        std::fprintf(stderr, "pci: %s\n", pci.error().c_str());
         return 1;
     }
     const auto windows = pci->shared_memory();
@@ -101,22 +102,23 @@ int main(int argc, char** argv) {
 
     // 5. What the VMM now wires: MMIO ranges, ioeventfds, the window's memory slot.
     for (const auto& bar : pci->bars()) {
-        fmt::print("BAR{}: {:#x} size {:#x}{}\n", bar.index, bar.address.value_or(0), bar.size,
-                   bar.prefetchable ? " prefetchable" : "");
+        std::printf("BAR%u: %#" PRIx64 " size %#" PRIx64 "%s\n", bar.index, bar.address.value_or(0),
+                    bar.size, bar.prefetchable ? " prefetchable" : "");
     }
     for (const auto& n : pci->notify_addresses()) {
-        fmt::print("doorbell queue {}: BAR{} + {:#x}\n", n.queue, n.bar, n.offset);
+        std::printf("doorbell queue %u: BAR%u + %#" PRIx64 "\n", n.queue, n.bar, n.offset);
     }
     for (const auto& w : windows) {
-        fmt::print("shared memory region {}: BAR{} + {:#x}, {} MiB\n", w.id, w.bar, w.offset,
-                   w.size >> 20);
+        std::printf("shared memory region %u: BAR%u + %#" PRIx64 ", %" PRIu64 " MiB\n", w.id, w.bar,
+                    w.offset, w.size >> 20);
     }
     for (const auto& w : windows) {
         for (const auto& bar : pci->bars()) {
             if (bar.index != w.bar || !bar.address) continue;
             const uint64_t gpa = *bar.address + w.offset;
             const bool visible = memory.translate(GuestAddress(gpa), 4096).has_value();
-            fmt::print("window at {:#x} in guest memory: {}\n", gpa, visible ? "yes" : "no");
+            std::printf("window at %#" PRIx64 " in guest memory: %s\n", gpa,
+                        visible ? "yes" : "no");
             if (!visible) return 1;
         }
     }

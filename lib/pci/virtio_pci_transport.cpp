@@ -76,7 +76,7 @@ std::string validate(const virtio::Device& device) {
 
 }  // namespace
 
-struct VirtioPciTransport::Impl {
+struct VFSDAX_LOCAL VirtioPciTransport::Impl {
     Impl(virtio::Device& device_in, const GuestMemory& memory, InterruptSink& sink,
          RegistersLayout registers_in, SharedMemoryLayout shared_in, uint16_t vectors)
         : device(device_in),

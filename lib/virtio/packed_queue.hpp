@@ -13,28 +13,26 @@
 
 namespace vfsdax::virtio {
 
-// Hidden: nothing outside the library names it (it is reached through Queue), and a hidden
-// member cannot be interposed, so the hot path inlines into pop().
-class [[gnu::visibility("hidden")]] PackedQueue final : public Queue {
+// Not exported (the library's default visibility is hidden): nothing outside the library names
+// it (it is reached through Queue), and a hidden member cannot be interposed, so the hot path
+// inlines into pop().
+class PackedQueue final : public Queue {
 public:
     // Checks the packed layout rules (size <= 2^15, descriptor ring 16-aligned, event areas
     // 4-aligned, all backed by memory) and translates the three areas once.
-    static std::expected<std::unique_ptr<Queue>, QueueError> create(
-        const QueueConfig& config, const GuestMemory& memory, uint64_t features);
+    static std::expected<std::unique_ptr<Queue>, QueueError> create(const QueueConfig& config,
+                                                                    const GuestMemory& memory,
+                                                                    uint64_t features);
 
-    std::expected<bool, QueueError> pop(DescriptorChain & chain) override;
+    std::expected<bool, QueueError> pop(DescriptorChain& chain) override;
     std::expected<void, QueueError> push(const DescriptorChain& chain, uint32_t written) override;
     bool needs_interrupt() override;
     std::expected<bool, QueueError> push_and_needs_interrupt(const DescriptorChain& chain,
                                                              uint32_t written) override;
     void disable_notifications() override;
     std::expected<bool, QueueError> enable_notifications() override;
-    uint16_t size() const override {
-        return size_;
-    }
-    bool broken() const override {
-        return broken_;
-    }
+    uint16_t size() const override { return size_; }
+    bool broken() const override { return broken_; }
     std::string describe() const override;
 
     // An indirect table may hold at most this many descriptors (as vhost does): a packed indirect
@@ -55,8 +53,9 @@ private:
     // pop() for an available list starting at `first` with `flags`, within kInlineSegments of
     // the ring's end; a tail call, so pop() holds only the common walk, the one that takes no
     // wrap test per descriptor.
-    [[gnu::noinline]] std::expected<bool, QueueError> pop_near_end(
-        const vring_packed_desc* first, uint16_t flags, DescriptorChain& chain);
+    [[gnu::noinline]] std::expected<bool, QueueError> pop_near_end(const vring_packed_desc* first,
+                                                                   uint16_t flags,
+                                                                   DescriptorChain& chain);
     // fill_inline_chain()'s view of the ring; `kMayWrap`: whether the list may reach its end.
     template <bool kMayWrap>
     struct RingCursor;
@@ -69,13 +68,13 @@ private:
     // Reads any list into `chain`, or the guest's mistake; every list read_list_fast()
     // declines, so out of pop()'s body. No queue state changes.
     [[gnu::noinline]] std::expected<List, QueueError> read_list(uint32_t slot, uint16_t flags,
-                                                                DescriptorChain & chain);
+                                                                DescriptorChain& chain);
     // The rare path stays out of pop(); the common one goes into it.
-    [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain & chain,
+    [[gnu::noinline]] std::expected<void, QueueError> read_indirect(DescriptorChain& chain,
                                                                     uint64_t addr, uint32_t len);
     // pop() for a list read_list_fast() declined, read again from the ring; a tail call
     // taking only the chain, so pop() keeps nothing live for it, across a call or the walk.
-    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(DescriptorChain & chain);
+    [[gnu::noinline]] std::expected<bool, QueueError> pop_slow(DescriptorChain& chain);
     // pop()'s result when the descriptor at next_avail_ is not available.
     std::expected<bool, QueueError> unavailable() const;
     // Whether a list's buffer id is free: not in flight, and not beyond the ring (one load).
@@ -104,7 +103,7 @@ private:
     template <typename Result>
     Result decide_interrupt(uint32_t pushed);
     [[gnu::always_inline]] inline std::expected<void, QueueError> add_segment(
-        DescriptorChain & chain, uint64_t addr, uint32_t len, bool writable);
+        DescriptorChain& chain, uint64_t addr, uint32_t len, bool writable);
     void write_device_event(uint16_t flags, uint16_t off_wrap);
     // Every error path: the queue stays broken. No descriptor looks available and nothing
     // stays in flight, so pop() and push() refuse by the checks they make anyway.

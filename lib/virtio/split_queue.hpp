@@ -17,9 +17,10 @@ namespace vfsdax::virtio {
 // Every access to guest-shared ring memory goes through __atomic builtins (relaxed unless an
 // ordering is needed); descriptors are copied out once per visit into registers.
 //
-// Hidden: nothing outside libvfsdax names it, and hidden members are called directly (no PLT,
-// no interposition), which lets the compiler inline the hot path into pop().
-class __attribute__((visibility("hidden"))) SplitQueue final : public Queue {
+// Not exported (the library's default visibility is hidden): nothing outside libvfsdax names
+// it, and hidden members are called directly (no PLT, no interposition), which lets the
+// compiler inline the hot path into pop().
+class SplitQueue final : public Queue {
 public:
     struct Rings {
         std::byte* desc;   // size * 16 bytes

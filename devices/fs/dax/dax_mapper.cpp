@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dax/fault_windows.hpp"
+#include "dax/mapping_table.hpp"
 
 namespace vfsdax::fs {
 
@@ -76,14 +77,15 @@ std::expected<std::unique_ptr<DaxMapper>, int> DaxMapper::create(const Config& c
     auto region = SharedMemoryRegion::reserve(config.window_size);
     if (!region) return std::unexpected(region.error());
     const MappingTable::Limits limits{config.window_size, region->page_size(), config.max_extents};
-    std::unique_ptr<DaxMapper> mapper(new DaxMapper(std::move(*region), limits));
+    std::unique_ptr<DaxMapper> mapper(
+        new DaxMapper(std::move(*region), std::make_unique<MappingTable>(limits)));
     if (!watch_for_faults(mapper.get())) return std::unexpected(EMFILE);
     return mapper;
 }
 
-DaxMapper::DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits)
+DaxMapper::DaxMapper(SharedMemoryRegion region, std::unique_ptr<MappingTable> table)
     : region_(std::move(region)),
-      table_(limits),
+      table_(std::move(table)),
       faulted_bits_(new std::atomic<uint64_t>[(region_.size() / region_.page_size() + 63) / 64]()) {
 }
 
@@ -127,19 +129,19 @@ std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const 
     std::lock_guard lock(mutex_);
     // Only a request over existing mappings has anything to lose if mmap refuses it midway;
     // into a free range (the common case) the extra syscall per extent is saved.
-    if (table_.occupied(window_offset, total)) {
+    if (table_->occupied(window_offset, total)) {
         for (const FileExtent& e : extents) {
             if (auto ok = check_access(e.fd, writable); !ok) return ok;
         }
     }
-    if (auto ok = table_.insert(window_offset, pieces, writable, owner); !ok) return ok;
+    if (auto ok = table_->insert(window_offset, pieces, writable, owner); !ok) return ok;
     uint64_t at = window_offset;
     for (const FileExtent& e : extents) {
         if (auto ok = region_.map(at, e.length, e.fd, e.offset, writable); !ok) {
             // The table accepted the range, so `total` is its exact length; leave it all
             // unmapped rather than half of a mapping the guest was told failed.
             (void)region_.discard(window_offset, total);
-            (void)table_.remove(window_offset, total);
+            (void)table_->remove(window_offset, total);
             return ok;
         }
         at += e.length;
@@ -150,7 +152,7 @@ std::expected<void, int> DaxMapper::map(uint64_t window_offset, std::span<const 
 
 std::expected<void, int> DaxMapper::unmap(uint64_t window_offset, uint64_t length) {
     std::lock_guard lock(mutex_);
-    if (auto ok = table_.remove(window_offset, length); !ok) return ok;
+    if (auto ok = table_->remove(window_offset, length); !ok) return ok;
     if (auto ok = region_.discard(window_offset, length); !ok) return ok;
     ++removals_;
     return {};
@@ -159,7 +161,7 @@ std::expected<void, int> DaxMapper::unmap(uint64_t window_offset, uint64_t lengt
 std::expected<void, int> DaxMapper::follow_file_size(uint64_t owner) {
     std::lock_guard lock(mutex_);
     if (auto ok = absorb_faulted_pages(); !ok) return ok;
-    if (table_.shadowed_extents() == 0) return {};
+    if (table_->shadowed_extents() == 0) return {};
     return restore_covered(owner);
 }
 
@@ -175,7 +177,7 @@ std::expected<void, int> DaxMapper::sync_ranges(std::optional<uint64_t> owner) {
     std::vector<WindowRange> ranges;
     {
         std::lock_guard lock(mutex_);
-        ranges = table_.writable_ranges(owner);
+        ranges = table_->writable_ranges(owner);
     }
     // msync waits for I/O, so it runs unlocked; a range remapped meanwhile is still reserved
     // memory, and msync of whatever is there now is harmless. Every range is tried even after
@@ -219,7 +221,7 @@ std::expected<void, int> DaxMapper::restore(uint64_t at, MappedExtent& e, bool w
 
 std::expected<void, int> DaxMapper::restore_covered(std::optional<uint64_t> owner) {
     std::expected<void, int> result;
-    table_.for_each_extent(owner, [&](uint64_t at, MappedExtent& e, const Mapping& m) {
+    table_->for_each_extent(owner, [&](uint64_t at, MappedExtent& e, const Mapping& m) {
         if (auto ok = restore(at, e, m.writable); !ok && result) result = ok;
     });
     return result;
@@ -234,9 +236,9 @@ std::expected<void, int> DaxMapper::absorb_faulted_pages() {
         for (uint64_t bits = faulted_bits_[w].exchange(0, std::memory_order_relaxed); bits != 0;
              bits &= bits - 1) {
             const uint64_t offset = (w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits))) * page;
-            const Mapping* m = table_.find(offset);
+            const Mapping* m = table_->find(offset);
             if (m == nullptr) continue;  // anonymous memory, or the guest removed it since
-            table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping& in) {
+            table_->for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping& in) {
                 if (offset < at || offset - at >= e.length) return;
                 auto ok = shadow(at, e, offset - at);
                 if (ok) ok = restore(at, e, in.writable);
@@ -251,7 +253,7 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     if (window_offset >= region_.size()) return std::unexpected(EINVAL);
     std::lock_guard lock(mutex_);
     if (auto ok = absorb_faulted_pages(); !ok) return ok;
-    const Mapping* m = table_.find(window_offset);
+    const Mapping* m = table_->find(window_offset);
     if (m == nullptr) return std::unexpected(ENOENT);
     if (m->dead) return {};
     const uint64_t page = region_.page_size();
@@ -260,7 +262,7 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     // file covers the page, and the fault was a store into a read-only mapping.
     bool handled = false;
     int error = 0;
-    table_.for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping&) {
+    table_->for_each_extent(m->owner, [&](uint64_t at, MappedExtent& e, const Mapping&) {
         if (fault_page < at || fault_page - at >= e.length) return;
         const uint64_t in_extent = fault_page - at;
         if (in_extent >= e.file_backed()) {
@@ -281,7 +283,7 @@ std::expected<void, int> DaxMapper::repair(uint64_t window_offset) {
     if (handled) return error == 0 ? std::expected<void, int>{} : std::unexpected(error);
     const uint64_t offset = m->offset, length = m->length;
     if (auto ok = region_.discard(offset, length); !ok) return ok;
-    (void)table_.kill(offset, length);
+    (void)table_->kill(offset, length);
     ++repairs_;
     return {};
 }
@@ -301,7 +303,7 @@ std::expected<std::size_t, int> DaxMapper::repair_truncated(TruncationScope scop
 std::expected<std::size_t, int> DaxMapper::shadow_past_end(bool cut_since_mapped) {
     std::size_t count = 0;
     std::expected<void, int> result;
-    table_.for_each_extent(std::nullopt, [&](uint64_t at, MappedExtent& e, const Mapping&) {
+    table_->for_each_extent(std::nullopt, [&](uint64_t at, MappedExtent& e, const Mapping&) {
         if (!result) return;
         // The part to look at: where a fault means the file shrank since it was mapped, or
         // all that still maps the file.
@@ -327,7 +329,7 @@ std::expected<std::size_t, int> DaxMapper::shadow_past_end(bool cut_since_mapped
 
 std::expected<void, int> DaxMapper::reset() {
     std::lock_guard lock(mutex_);
-    table_.clear();
+    table_->clear();
     // The faulted pages lay in mappings that are gone now.
     (void)absorb_faulted_pages();
     return region_.discard(0, region_.size());
@@ -335,11 +337,11 @@ std::expected<void, int> DaxMapper::reset() {
 
 DaxStats DaxMapper::stats() const {
     std::lock_guard lock(mutex_);
-    return DaxStats{table_.live_mappings(),
-                    table_.dead_mappings(),
-                    table_.extents(),
-                    table_.shadowed_extents(),
-                    table_.bytes_mapped(),
+    return DaxStats{table_->live_mappings(),
+                    table_->dead_mappings(),
+                    table_->extents(),
+                    table_->shadowed_extents(),
+                    table_->bytes_mapped(),
                     setups_,
                     removals_,
                     repairs_,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MappingTable: validation, overlap cutting and extent bookkeeping for the DAX window.
-#include "vfsdax/fs/mapping_table.hpp"
+#include "dax/mapping_table.hpp"
 
 #include <algorithm>
 #include <cerrno>

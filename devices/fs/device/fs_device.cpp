@@ -36,7 +36,7 @@ FuseOptions bounded_fuse_options(const FsDeviceOptions& options) {
 }  // namespace
 
 // One queue the device serves, with the lock that serialises its pops and pushes.
-struct FsDevice::Slot {
+struct VFSDAX_LOCAL FsDevice::Slot {
     uint16_t index = 0;
     std::unique_ptr<virtio::Queue> queue;
     std::mutex mutex;
@@ -45,7 +45,7 @@ struct FsDevice::Slot {
 };
 
 // A popped chain on its way through the server and back onto its queue.
-class FsDevice::Request final : public FuseRequest {
+class VFSDAX_LOCAL FsDevice::Request final : public FuseRequest {
 public:
     Request(FsDevice& device, Slot& slot) : device_(device), slot_(slot) {}
     void start() {
@@ -65,7 +65,7 @@ private:
     std::optional<virtio::ChainWriter> writer_;
 };
 
-struct FsDevice::Pool {
+struct VFSDAX_LOCAL FsDevice::Pool {
     boost::asio::io_context io;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
         io.get_executor()};

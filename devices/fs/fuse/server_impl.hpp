@@ -28,7 +28,7 @@ struct Call {
 // A handler's result: the reply length to push now, or nothing when the request was taken.
 using Outcome = std::optional<uint32_t>;
 
-class FuseServer::Impl {
+class VFSDAX_LOCAL FuseServer::Impl {
 public:
     Impl(FileSystem& fs, const FuseOptions& options, Mapper* mapper);
 

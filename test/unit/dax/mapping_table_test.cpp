@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MappingTable: overlap rules, removal splits, limits, alignment, hostile bounds, extent lists.
-#include "vfsdax/fs/mapping_table.hpp"
+#include "dax/mapping_table.hpp"
 
 #include <catch2/catch.hpp>
 #include <cerrno>

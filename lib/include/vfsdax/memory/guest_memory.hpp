@@ -11,6 +11,7 @@
 #include <span>
 #include <type_traits>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/memory/guest_address.hpp"
 
 namespace vfsdax {
@@ -23,7 +24,7 @@ enum class MemoryError {
     BadRegion,   // unknown region id, zero size, null host pointer, or table full
 };
 
-const char* to_string(MemoryError error);
+VFSDAX_EXPORT const char* to_string(MemoryError error);
 
 // A set of non-overlapping regions, each a guest-physical range backed by host memory.
 //
@@ -36,7 +37,7 @@ const char* to_string(MemoryError error);
 // at any time (a guest moving a BAR) concurrently with translate(): a region's host memory never
 // changes, only where it sits in guest-physical space, so a racing translation returns either
 // the old or the new placement, both of them valid host memory.
-class GuestMemory {
+class VFSDAX_EXPORT GuestMemory {
 public:
     using RegionId = std::size_t;
 
@@ -174,8 +175,9 @@ private:
     std::expected<std::span<std::byte>, MemoryError> translate_and_cache(GuestAddress addr,
                                                                          uint64_t len,
                                                                          RegionCache& cache) const;
-    std::expected<RegionId, MemoryError> insert(uint64_t base, uint64_t size, void* host);
-    bool overlaps_placed(RegionId except, uint64_t base, uint64_t size) const;
+    VFSDAX_LOCAL std::expected<RegionId, MemoryError> insert(uint64_t base, uint64_t size,
+                                                             void* host);
+    VFSDAX_LOCAL bool overlaps_placed(RegionId except, uint64_t base, uint64_t size) const;
 
     Region regions_[kMaxRegions];
     std::size_t count_ = 0;  // written only during setup, before translate() runs elsewhere

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <expected>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax {
 
 // The host side of a device's shared memory window (virtio-fs DAX). The whole range is reserved
@@ -20,7 +22,7 @@ namespace vfsdax {
 //
 // Offsets and lengths are checked (page-aligned, inside the region, overflow-safe); errors are
 // positive errno values. Not synchronised: the caller serialises operations on one range.
-class SharedMemoryRegion {
+class VFSDAX_EXPORT SharedMemoryRegion {
 public:
     // `size` must be a nonzero multiple of the page size. The start is 2 MiB aligned, so the
     // kernel and KVM can back the window with huge pages where the file allows.
@@ -51,7 +53,7 @@ public:
 private:
     SharedMemoryRegion(std::byte* host, uint64_t size, uint64_t page)
         : host_(host), size_(size), page_(page) {}
-    std::expected<void, int> check(uint64_t offset, uint64_t length) const;
+    VFSDAX_LOCAL std::expected<void, int> check(uint64_t offset, uint64_t length) const;
 
     std::byte* host_ = nullptr;
     uint64_t size_ = 0;

@@ -4,12 +4,14 @@
 
 #include <cstdint>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax::pci {
 
 // Called from vCPU threads (config and BAR accesses) and device worker threads, under the
 // transport's interrupt lock: implementations must be thread-safe and must not call back into
 // the transport.
-class InterruptSink {
+class VFSDAX_EXPORT InterruptSink {
 public:
     virtual ~InterruptSink() = default;
     // One MSI-X message, as the guest programmed it in the table.

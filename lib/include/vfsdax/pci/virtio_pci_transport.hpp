@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/memory/guest_memory.hpp"
 #include "vfsdax/pci/bar_info.hpp"
 #include "vfsdax/pci/interrupt_sink.hpp"
@@ -35,7 +36,7 @@ struct PciIdentity {
 // or alignment the register does not have are ignored and read as zero. Thread-safe: vCPU
 // threads may access concurrently, and device workers signal through the virtio::Interrupt
 // the transport hands the device.
-class VirtioPciTransport {
+class VFSDAX_EXPORT VirtioPciTransport {
 public:
     // Fails when the device cannot sit behind this transport: it does not offer
     // VIRTIO_F_VERSION_1, has no queues or too many (more than 2047), a queue size of 0 or
@@ -84,7 +85,7 @@ public:
 
 private:
     struct Impl;
-    explicit VirtioPciTransport(std::unique_ptr<Impl> impl);
+    VFSDAX_LOCAL explicit VirtioPciTransport(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 

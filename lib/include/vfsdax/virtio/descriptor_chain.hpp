@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/virtio/queue_error.hpp"
 
 namespace vfsdax::virtio {
@@ -25,7 +26,7 @@ using Segment = std::span<std::byte>;
 // The first kInlineSegments segments live in the object itself: most requests have a few
 // descriptors, and add() then is a store and an increment (no vector growth check, no heap).
 // A longer chain moves its segments to `overflow_` once and stays there until clear().
-class DescriptorChain {
+class VFSDAX_EXPORT DescriptorChain {
 public:
     static constexpr std::size_t kInlineSegments = 8;
 
@@ -106,7 +107,7 @@ private:
 };
 
 // A cursor over a list of segments; the shared part of ChainReader and ChainWriter.
-class SegmentCursor {
+class VFSDAX_EXPORT SegmentCursor {
 public:
     explicit SegmentCursor(std::span<const Segment> segments, uint64_t total)
         : segments_(segments), remaining_(total) {}
@@ -159,7 +160,7 @@ enum class ChainError {
 };
 
 // Reads the device-readable part of a chain in order. Reads are all-or-nothing.
-class ChainReader : public SegmentCursor {
+class VFSDAX_EXPORT ChainReader : public SegmentCursor {
 public:
     explicit ChainReader(const DescriptorChain& chain)
         : SegmentCursor(chain.readable(), chain.readable_bytes()) {}
@@ -176,7 +177,7 @@ public:
 };
 
 // Writes the device-writable part of a chain in order. Writes are all-or-nothing.
-class ChainWriter : public SegmentCursor {
+class VFSDAX_EXPORT ChainWriter : public SegmentCursor {
 public:
     explicit ChainWriter(const DescriptorChain& chain)
         : SegmentCursor(chain.writable(), chain.writable_bytes()) {}

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/memory/guest_memory.hpp"
 #include "vfsdax/virtio/interrupt.hpp"
 #include "vfsdax/virtio/queue.hpp"
@@ -23,7 +24,7 @@ struct SharedMemoryRegionInfo {
     uint64_t size = 0;
 };
 
-class Device {
+class VFSDAX_EXPORT Device {
 public:
     virtual ~Device() = default;
 
@@ -45,9 +46,9 @@ public:
     // DRIVER_OK: `queues` has one entry per queue, null where the driver left it disabled.
     // `features` is the negotiated set. An error string means the device cannot run; the
     // transport then sets DEVICE_NEEDS_RESET.
-    virtual std::expected<void, std::string> activate(const GuestMemory& memory,
-                                                      Interrupt& interrupt, uint64_t features,
-                                                      std::vector<std::unique_ptr<Queue>> queues) = 0;
+    virtual std::expected<void, std::string> activate(
+        const GuestMemory& memory, Interrupt& interrupt, uint64_t features,
+        std::vector<std::unique_ptr<Queue>> queues) = 0;
 
     // Driver wrote 0 to device_status (or the VMM resets the device): stop using the queues
     // and return to the just-constructed state. Must not return while a worker still touches a

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax::virtio {
 
 // Implemented by the transport (MSI-X message, or INTx plus an ISR bit). Thread-safe: a
 // device may signal from any of its worker threads.
-class Interrupt {
+class VFSDAX_EXPORT Interrupt {
 public:
     virtual ~Interrupt() = default;
     // The device placed buffers in the used ring of queue `index`.

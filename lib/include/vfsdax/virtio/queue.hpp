@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/memory/guest_memory.hpp"
 #include "vfsdax/virtio/descriptor_chain.hpp"
 #include "vfsdax/virtio/queue_config.hpp"
@@ -17,7 +18,7 @@ namespace vfsdax::virtio {
 // Not thread-safe: one thread at a time drives a queue (the device serialises pop and push).
 // Any error is sticky: the queue reports Broken from then on, and the device should ask its
 // transport for DEVICE_NEEDS_RESET. The guest memory must outlive the queue.
-class Queue {
+class VFSDAX_EXPORT Queue {
 public:
     virtual ~Queue() = default;
 
@@ -57,8 +58,7 @@ public:
 // Turns a ready QueueConfig into a SplitQueue or a PackedQueue, by VIRTIO_F_RING_PACKED in
 // `features` (the negotiated set; EVENT_IDX and INDIRECT_DESC are read from it too). Checks
 // size and ring addresses (alignment, backed by memory) first.
-std::expected<std::unique_ptr<Queue>, QueueError> activate_queue(const QueueConfig& config,
-                                                                 const GuestMemory& memory,
-                                                                 uint64_t features);
+VFSDAX_EXPORT std::expected<std::unique_ptr<Queue>, QueueError> activate_queue(
+    const QueueConfig& config, const GuestMemory& memory, uint64_t features);
 
 }  // namespace vfsdax::virtio

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax::virtio {
 
 // One byte: std::expected<bool, QueueError>, what pop() returns, then fits in two bytes of one
@@ -23,6 +25,6 @@ enum class QueueError : uint8_t {
     Broken,                 // the queue failed earlier and stays failed until reset
 };
 
-const char* to_string(QueueError error);
+VFSDAX_EXPORT const char* to_string(QueueError error);
 
 }  // namespace vfsdax::virtio

@@ -4,6 +4,8 @@
 
 #include <expected>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax::fs {
 
 // The device copies guest buffers, and reads and writes rings, with plain loads and stores. A
@@ -23,6 +25,6 @@ namespace vfsdax::fs {
 // zeroed is taken in by the mapper's next locked call, which maps the file back where the file
 // covers it (docs/dax.md), so a guest remapping a range while the device faults on it ends up
 // with its file there. Errors: sigaction's errno.
-std::expected<void, int> install_dax_fault_handler();
+VFSDAX_EXPORT std::expected<void, int> install_dax_fault_handler();
 
 }  // namespace vfsdax::fs

@@ -12,11 +12,15 @@
 #include <span>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/fs/mapper.hpp"
-#include "vfsdax/fs/mapping_table.hpp"
 #include "vfsdax/memory/shared_memory_region.hpp"
 
 namespace vfsdax::fs {
+
+// The window's bookkeeping, private to the library (dax/mapping_table.hpp).
+class MappingTable;
+struct MappedExtent;
 
 struct DaxStats {
     uint64_t mappings_live = 0;
@@ -46,7 +50,7 @@ struct DaxStats {
 // The VMM registers [window(), window() + window_size()) once as a memory slot at the BAR's
 // guest address, and adds it to GuestMemory (add_unplaced_region, place_region when the BAR is
 // placed) so descriptors pointing into the window translate.
-class DaxMapper final : public Mapper {
+class VFSDAX_EXPORT DaxMapper final : public Mapper {
 public:
     // The Linux guest maps 2 MiB ranges, so the window comes in those units.
     static constexpr uint64_t kWindowUnit = uint64_t{2} << 20;
@@ -144,25 +148,25 @@ public:
     DaxStats stats() const;
 
 private:
-    DaxMapper(SharedMemoryRegion region, const MappingTable::Limits& limits);
-    std::expected<void, int> sync_ranges(std::optional<uint64_t> owner);
+    VFSDAX_LOCAL DaxMapper(SharedMemoryRegion region, std::unique_ptr<MappingTable> table);
+    VFSDAX_LOCAL std::expected<void, int> sync_ranges(std::optional<uint64_t> owner);
 
     // The rest need mutex_ held.
     // The window from byte `from` of extent `e` (at window offset `at`) becomes anonymous.
-    std::expected<void, int> shadow(uint64_t at, MappedExtent& e, uint64_t from);
+    VFSDAX_LOCAL std::expected<void, int> shadow(uint64_t at, MappedExtent& e, uint64_t from);
     // Maps the file back over the part of e's shadow that the file covers now.
-    std::expected<void, int> restore(uint64_t at, MappedExtent& e, bool writable);
-    std::expected<void, int> restore_covered(std::optional<uint64_t> owner);
+    VFSDAX_LOCAL std::expected<void, int> restore(uint64_t at, MappedExtent& e, bool writable);
+    VFSDAX_LOCAL std::expected<void, int> restore_covered(std::optional<uint64_t> owner);
     // Shadows the mapped ranges past their file's end: those cut since mapped when
     // `cut_since_mapped`, else every one. Returns how many.
-    std::expected<std::size_t, int> shadow_past_end(bool cut_since_mapped);
+    VFSDAX_LOCAL std::expected<std::size_t, int> shadow_past_end(bool cut_since_mapped);
     // Takes in the pages zero_faulting_page() zeroed: their extents are shadowed from there,
     // and mapped back where the file covers them (a store into a read-only mapping).
-    std::expected<void, int> absorb_faulted_pages();
+    VFSDAX_LOCAL std::expected<void, int> absorb_faulted_pages();
 
     mutable std::mutex mutex_;
     SharedMemoryRegion region_;
-    MappingTable table_;
+    std::unique_ptr<MappingTable> table_;
     uint64_t setups_ = 0;
     uint64_t removals_ = 0;
     uint64_t repairs_ = 0;

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/fs/mapper.hpp"
 
 namespace vfsdax::fs {
@@ -130,7 +131,7 @@ struct DirEntry {
 // Where readdir puts entries. add() returns false when the reply has no room for this entry;
 // the backend then stops, and that entry was not taken (for readdirplus: the backend drops
 // the lookup count it took for `entry`, since the guest never saw it).
-class DirSink {
+class VFSDAX_EXPORT DirSink {
 public:
     virtual ~DirSink() = default;
     // `entry` is null for plain readdir, and in readdirplus for "." and ".." (the guest does
@@ -142,7 +143,7 @@ public:
 // Called with the host extents behind a file range; the fds stay valid until it returns.
 using ExtentUser = std::function<Result<void>(std::span<const FileExtent>)>;
 
-class FileSystem {
+class VFSDAX_EXPORT FileSystem {
 public:
     virtual ~FileSystem() = default;
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/fs/file_system.hpp"
 #include "vfsdax/fs/fuse_server.hpp"
 #include "vfsdax/fs/mapper.hpp"
@@ -50,7 +51,7 @@ struct FsDeviceOptions {
     FuseOptions fuse;
 };
 
-class FsDevice final : public virtio::Device {
+class VFSDAX_EXPORT FsDevice final : public virtio::Device {
 public:
     // Checks the options; `fs` and `mapper` must outlive the device. With a mapper the device
     // declares its window as shared memory region 0 (VIRTIO_FS_SHMCAP_ID_CACHE); the caller
@@ -84,14 +85,14 @@ public:
     struct Slot;
 
 private:
-    FsDevice(const FsDeviceOptions& options, FileSystem& fs, Mapper* mapper);
-    void post_drain(Slot& slot);
+    VFSDAX_LOCAL FsDevice(const FsDeviceOptions& options, FileSystem& fs, Mapper* mapper);
+    VFSDAX_LOCAL void post_drain(Slot& slot);
     // Serves up to a turn's worth of requests from the slot, then queues itself again.
-    void drain(Slot& slot);
+    VFSDAX_LOCAL void drain(Slot& slot);
     // The next available request, or null when the ring is empty (kicks back on) or broken.
-    std::unique_ptr<Request> pop(Slot& slot);
-    void complete(Slot& slot, const virtio::DescriptorChain& chain, uint32_t written);
-    void broken(const Slot& slot, virtio::QueueError error);
+    VFSDAX_LOCAL std::unique_ptr<Request> pop(Slot& slot);
+    VFSDAX_LOCAL void complete(Slot& slot, const virtio::DescriptorChain& chain, uint32_t written);
+    VFSDAX_LOCAL void broken(const Slot& slot, virtio::QueueError error);
 
     const FsDeviceOptions options_;
     FsConfig config_{};

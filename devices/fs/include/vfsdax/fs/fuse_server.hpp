@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/fs/file_system.hpp"
 #include "vfsdax/fs/mapper.hpp"
 #include "vfsdax/virtio/descriptor_chain.hpp"
@@ -50,7 +51,7 @@ struct FuseOptions {
 // The server calls complete() exactly once, possibly later and on another thread (a SETLKW
 // that waits); `written` is the reply length, 0 for requests that get none (FORGET,
 // BATCH_FORGET, INTERRUPT, or a request too broken to carry even a reply header).
-class FuseRequest {
+class VFSDAX_EXPORT FuseRequest {
 public:
     virtual ~FuseRequest() = default;
     virtual virtio::ChainReader& reader() = 0;
@@ -58,7 +59,7 @@ public:
     virtual void complete(uint32_t written) = 0;
 };
 
-class FuseServer {
+class VFSDAX_EXPORT FuseServer {
 public:
     // `fs` and `mapper` must outlive the server. Without a mapper, SETUPMAPPING and
     // REMOVEMAPPING reply ENOSYS and FUSE_INIT offers no DAX flags; with one, INIT offers

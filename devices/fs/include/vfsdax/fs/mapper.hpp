@@ -6,6 +6,8 @@
 #include <expected>
 #include <span>
 
+#include "vfsdax/export.hpp"
+
 namespace vfsdax::fs {
 
 // One piece of host file backing a window range. The fd is borrowed for the call only:
@@ -17,7 +19,7 @@ struct FileExtent {
 };
 
 // Errors are positive errno values, ready for a FUSE error reply.
-class Mapper {
+class VFSDAX_EXPORT Mapper {
 public:
     virtual ~Mapper() = default;
 

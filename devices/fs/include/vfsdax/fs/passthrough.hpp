@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vfsdax/export.hpp"
 #include "vfsdax/fs/file_system.hpp"
 
 namespace vfsdax::fs {
@@ -87,22 +88,23 @@ struct PassthroughOptions {
 //   on first use, named "vfsdax-requestr", each unsharing its fs attributes once for the
 //   umask); the calling thread waits for it and is never changed. A thread that cannot get
 //   root's credentials back ends, its request gets EIO, and the process goes on.
-std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(const PassthroughOptions& options);
+VFSDAX_EXPORT std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
+    const PassthroughOptions& options);
 
 // The capabilities the passthrough server needs (CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER,
 // FSETID, MKNOD, SETGID, SETUID). A server whose guests may set security.capability
 // (FuseOptions::xattr_capability) also needs CAP_SETFCAP, and one whose guests may set
 // trusted.* names CAP_SYS_ADMIN: pass those to drop_capabilities as `keep_also`.
-std::vector<int> passthrough_capabilities();
+VFSDAX_EXPORT std::vector<int> passthrough_capabilities();
 
 // Drops every capability but passthrough_capabilities() and `keep_also`, from the effective,
 // permitted and bounding sets, with libcap-ng. Capabilities are per thread: call it before the
 // VMM starts threads, which then inherit the reduced set. Errors: EINVAL for an unknown
 // capability number, EPERM when the kernel refused.
-std::expected<void, int> drop_capabilities(std::span<const int> keep_also = {});
+VFSDAX_EXPORT std::expected<void, int> drop_capabilities(std::span<const int> keep_also = {});
 
 // Raises RLIMIT_NOFILE: the hard limit up to /proc/sys/fs/nr_open when allowed
 // (CAP_SYS_RESOURCE), and the soft limit up to the hard one. Returns the new soft limit.
-std::expected<uint64_t, int> raise_fd_limit();
+VFSDAX_EXPORT std::expected<uint64_t, int> raise_fd_limit();
 
 }  // namespace vfsdax::fs
