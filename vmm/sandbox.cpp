@@ -24,6 +24,7 @@
 #include <iterator>
 #include <span>
 #include <system_error>
+#include <utility>
 
 namespace vfsdax::vmm {
 
@@ -241,11 +242,22 @@ std::expected<void, std::string> add_rule(scmp_filter_ctx ctx, uint32_t action, 
     return {};
 }
 
-std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClass cls) {
+std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClass cls,
+                                                 SeccompMode mode) {
     if (auto r = add_all(ctx, kCommon); !r) return r;
     auto kvm_ioctls = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), "ioctl",
                                {SCMP_A1(SCMP_CMP_MASKED_EQ, kIoctlTypeMask, kKvmIoctlType << 8)});
     if (!kvm_ioctls) return kvm_ioctls;
+    if (cls != ThreadClass::FileServer && mode == SeccompMode::Kill) {
+        // These threads open no files of their own, but glibc does on their behalf, once per
+        // process and lazily: free() reads /proc/sys/vm/overcommit_memory the first time it
+        // trims a thread's arena (a vCPU thread's exit), gmtime_r loads /etc/localtime. It
+        // copes with a refusal (no trim, UTC), so opens fail with EACCES instead of killing.
+        for (auto [nr, name] :
+             {std::pair{SCMP_SYS(openat), "openat"}, std::pair{SCMP_SYS(open), "open"}}) {
+            if (auto r = add_rule(ctx, SCMP_ACT_ERRNO(EACCES), nr, name, {}); !r) return r;
+        }
+    }
     if (cls != ThreadClass::FileServer) {
         // A device reset, from the guest on a vCPU or at exit on the event loop, releases the
         // guest's POSIX locks on the host (PosixLocks::clear) before closing their files.
@@ -298,7 +310,7 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
 std::expected<void, std::string> load_filter(ThreadClass cls, SeccompMode mode) {
     scmp_filter_ctx ctx = seccomp_init(default_action(mode));
     if (!ctx) return std::unexpected(std::string("seccomp: cannot allocate a filter"));
-    auto added = add_class_rules(ctx, cls);
+    auto added = add_class_rules(ctx, cls, mode);
     // Without SCMP_FLTATR_CTL_TSYNC (off by default) the filter binds this thread only.
     if (added) {
         if (int rc = seccomp_load(ctx); rc != 0) added = std::unexpected(seccomp_error("load", rc));
