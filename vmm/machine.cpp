@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -339,6 +340,8 @@ int Machine::run() {
     threads_.reserve(vcpus_.size());
     for (Vcpu& vcpu : vcpus_) {
         threads_.emplace_back([this, &vcpu] {
+            // Named for ps/top and for seccomp's audit records (comm=).
+            pthread_setname_np(pthread_self(), fmt::format("vfsdax-vcpu{}", vcpu.id()).c_str());
             if (auto confined = confine_thread(ThreadClass::Vcpu, sandbox_); !confined) {
                 request_stop(1, fmt::format("vCPU {}: {}", vcpu.id(), confined.error()));
             } else {
@@ -354,6 +357,7 @@ int Machine::run() {
     std::jthread scanner;
     if (!fault_repairs_.empty()) {
         scanner = std::jthread([this](std::stop_token stop) {
+            pthread_setname_np(pthread_self(), "vfsdax-daxscan");
             if (auto confined = confine_thread(ThreadClass::Vcpu, sandbox_); !confined) {
                 request_stop(1, fmt::format("DAX scan: {}", confined.error()));
                 return;

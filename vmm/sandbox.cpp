@@ -389,12 +389,6 @@ std::expected<void, std::string> confine_thread(ThreadClass cls, const SandboxPo
     auto failed = [cls](const std::string& why) {
         return std::unexpected(fmt::format("{} thread: {}", thread_class_name(cls), why));
     };
-    // Named for ps/top and for seccomp's audit records (comm=), which name no class otherwise.
-    // The event loop is the main thread, whose name is the process's: it stays vfsdax-vmm.
-    if (cls != ThreadClass::EventLoop) {
-        const char* name = cls == ThreadClass::Vcpu ? "vfsdax-vcpu" : "vfsdax-fs";
-        ::prctl(PR_SET_NAME, name, 0, 0, 0);
-    }
     if (auto r = set_class_caps(cls, policy); !r) return failed(r.error());
     // Set even without a filter: nothing this VMM runs may gain privileges by exec.
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
@@ -455,6 +449,7 @@ std::thread ThreadLauncher::launch(std::function<void()> body) {
 }
 
 void ThreadLauncher::serve(const SandboxPolicy& policy) {
+    // Before confining: the filter's audit records (comm=) then name the launcher.
     pthread_setname_np(pthread_self(), "vfsdax-launch");
     auto confined = confine_thread(ThreadClass::FileServer, policy);
     std::unique_lock lock(mutex_);

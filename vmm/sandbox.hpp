@@ -44,6 +44,10 @@ std::string_view thread_class_name(ThreadClass cls);
 // become the class's (and so does its bounding set while it holds CAP_SETPCAP), ambient ones
 // go, no_new_privs is set and the class's filter is loaded for this thread only. Call it first
 // thing in the thread, and never on a thread that will still create threads of another class.
+// It leaves the thread's name alone: whoever writes a thread's body names it (before this, so
+// seccomp's audit records carry the name), and a name says more than the class would: which
+// vCPU, which share's worker (fs:TAG:N, the library's), the launcher. A thread the launcher
+// creates carries "vfsdax-launch" until its body renames itself.
 std::expected<void, std::string> confine_thread(ThreadClass cls, const SandboxPolicy& policy);
 
 // A FileServer thread that creates threads on request. An fs device starts its workers while a

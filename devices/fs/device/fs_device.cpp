@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "device/options_check.hpp"
+#include "util/thread_name.hpp"
 
 namespace vfsdax::fs {
 
@@ -31,6 +32,7 @@ FuseOptions bounded_fuse_options(const FsDeviceOptions& options) {
     const uint32_t chain_pages =
         std::max<uint32_t>(options.queue_size, kHeaderDescriptors + 1) - kHeaderDescriptors;
     fuse.max_write = std::min<uint64_t>(fuse.max_write, uint64_t{chain_pages} * kPageSize);
+    if (fuse.thread_tag.empty()) fuse.thread_tag = options.tag;
     return fuse;
 }
 }  // namespace
@@ -157,7 +159,13 @@ std::expected<void, std::string> FsDevice::activate(
         if (slot->queue) post_drain(*slot);
     }
     for (unsigned i = 0; i < options_.threads; ++i) {
-        std::function<void()> body = [io = &pool_->io] { io->run(); };
+        // The body names its thread: whatever thread a factory creates it on, and whatever
+        // name that thread had, ps and seccomp's audit records (comm=) show which worker.
+        std::function<void()> body = [io = &pool_->io,
+                                      name = thread_name(options_.tag, std::to_string(i))] {
+            name_this_thread(name);
+            io->run();
+        };
         pool_->threads.push_back(options_.start_thread ? options_.start_thread(std::move(body))
                                                        : std::thread(std::move(body)));
     }

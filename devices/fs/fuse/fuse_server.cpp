@@ -73,7 +73,8 @@ FuseServer::Impl::Impl(FileSystem& fs, const FuseOptions& options, Mapper* mappe
       max_request_(sizeof(fuse_in_header) + sizeof(fuse_write_in) +
                    std::max<uint64_t>(
                        max_write_, sizeof(fuse_setxattr_in) + XATTR_NAME_MAX + 1 + XATTR_SIZE_MAX)),
-      timeout_(timeout_for(options.cache)) {}
+      timeout_(timeout_for(options.cache)),
+      lock_waiter_(thread_name(options.thread_tag, "lock")) {}
 
 void FuseServer::Impl::handle(std::unique_ptr<FuseRequest> request) {
     virtio::ChainReader& reader = request->reader();

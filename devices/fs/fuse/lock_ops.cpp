@@ -34,7 +34,9 @@ Outcome FuseServer::Impl::setlk(Call& c, bool wait) {
     const Lock lock = to_lock(in->lk);
     const bool flock = (in->lk_flags & FUSE_LK_FLOCK) != 0;
     auto r = fs_.setlk(c.ctx, c.in.nodeid, in->fh, in->owner, lock, flock);
-    if (r && lock.type == F_UNLCK) lock_waiter_.nudge();
+    // Not only an unlock releases: a read lock over the owner's write lock, or a lock over
+    // part of its range, lets others in too.
+    if (r) lock_waiter_.nudge();
     if (r || r.error() != EAGAIN || !wait) return c.reply.finish(r ? 0 : r.error());
 
     // Blocked: park the request; the reply header room stays claimed in the chain.

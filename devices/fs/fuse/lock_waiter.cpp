@@ -4,19 +4,17 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <iterator>
 
-namespace vfsdax::fs::fuse {
+#include "util/thread_name.hpp"
 
-namespace {
-// Host processes release locks without telling us; this bounds how late we notice.
-constexpr auto kRetryInterval = std::chrono::milliseconds(10);
-}  // namespace
+namespace vfsdax::fs::fuse {
 
 void LockWaiter::park(uint64_t unique, Attempt attempt, Finish finish) {
     std::lock_guard lock(mutex_);
     waiters_.push_back({unique, std::move(attempt), std::move(finish)});
+    // A new holder may be a host process: look again soon, then less often.
+    interval_ = fallback_.first;
     if (!thread_.joinable()) {
         in_pass_ = false;
         cancelled_in_pass_.clear();
@@ -28,7 +26,9 @@ void LockWaiter::park(uint64_t unique, Attempt attempt, Finish finish) {
 
 void LockWaiter::nudge() {
     std::lock_guard lock(mutex_);
-    if (waiters_.empty()) return;
+    // During a pass the waiters are out of the list, and the attempt that just failed may
+    // have raced this release: the nudge is kept for another pass.
+    if (waiters_.empty() && !in_pass_) return;
     nudged_ = true;
     wake_.notify_one();
 }
@@ -63,9 +63,17 @@ void LockWaiter::stop() {
 }
 
 void LockWaiter::run(uint64_t generation) {
+    name_this_thread(thread_name_);
     std::unique_lock lock(mutex_);
     for (;;) {
-        wake_.wait_for(lock, kRetryInterval, [&] { return nudged_ || generation_ != generation; });
+        const auto woken = [&] { return nudged_ || generation_ != generation; };
+        if (waiters_.empty()) {
+            wake_.wait(lock, woken);
+        } else if (!wake_.wait_for(lock, interval_, woken)) {
+            // Nothing in the server changed since the last pass: only a host process can
+            // have let go, and one that has not yet may hold on for long.
+            interval_ = std::min(interval_ * 2, fallback_.longest);
+        }
         // Checked before taking the nudge, which may be meant for the next thread.
         if (generation_ != generation) break;
         nudged_ = false;
@@ -75,12 +83,14 @@ void LockWaiter::run(uint64_t generation) {
         pass.swap(waiters_);
         in_pass_ = true;
         lock.unlock();
+        bool granted = false;
         for (auto it = pass.begin(); it != pass.end();) {
             const int result = it->attempt();
             if (result == EAGAIN) {
                 ++it;
                 continue;
             }
+            granted = granted || result == 0;
             it->finish(result);
             it = pass.erase(it);
         }
@@ -99,6 +109,9 @@ void LockWaiter::run(uint64_t generation) {
         cancelled_in_pass_.clear();
         in_pass_ = false;
         waiters_.splice(waiters_.begin(), pass);
+        // A granted lock replaces its owner's old ones over its range (a read lock over a
+        // write lock lets readers in): the others are tried again at once.
+        if (granted && !waiters_.empty()) nudged_ = true;
         if (interrupted.empty()) continue;
         lock.unlock();
         for (Waiter& waiter : interrupted) waiter.finish(EINTR);

@@ -10,6 +10,7 @@
 
 #include "fuse/lock_waiter.hpp"
 #include "fuse/wire.hpp"
+#include "util/thread_name.hpp"
 #include "vfsdax/fs/fuse_server.hpp"
 
 namespace vfsdax::fs {

@@ -2,14 +2,13 @@
 // RequesterThreads: a small pool of threads that switch to a requester's identity per job.
 #include "passthrough/requester_threads.hpp"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
 
 #include "passthrough/credentials.hpp"
 #include "passthrough/thread_umask.hpp"
+#include "util/thread_name.hpp"
 
 namespace vfsdax::fs::passthrough {
 
@@ -85,7 +84,8 @@ bool RequesterThreads::ensure_thread() {
 }
 
 void RequesterThreads::serve() {
-    pthread_setname_np(pthread_self(), "vfsdax-requestr");
+    // The backend knows no device tag; every passthrough backend's threads share this name.
+    name_this_thread(thread_name({}, "requester"));
     std::unique_lock lock(mutex_);
     while (true) {
         ++idle_;

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <linux/virtio_fs.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -21,6 +22,7 @@
 
 #include "fuse/fuse_client.hpp"
 #include "fuse/temp_dir.hpp"
+#include "tasks.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
 using namespace vfsdax;
@@ -630,6 +632,71 @@ TEST_CASE("start_thread starts every worker, and requests are served on those", 
     g.device().reset();
     CHECK(started.size() == options.threads);
     CHECK(on_started == static_cast<int>(options.threads));
+}
+
+namespace {
+// Whether the thread `tid` blocks SIGUSR2 (SigBlk: the mask in hex, bit N-1 for signal N).
+bool blocks_sigusr2(const std::string& tid) {
+    auto mask = task_status(tid, "SigBlk");
+    REQUIRE(mask);
+    return (std::stoull(*mask, nullptr, 16) >> (SIGUSR2 - 1) & 1) != 0;
+}
+}  // namespace
+
+TEST_CASE("threads are named fs:TAG:N and fs:TAG:lock, none started by the activating thread",
+          "[fs_device]") {
+    // The activating thread (a vCPU's, in a VMM) leaves SIGUSR2 open; the factory creates
+    // workers with it blocked, as a VMM's launcher would with its own mask. Every thread the
+    // device has must carry the factory's mask: none may come from the activating thread.
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigset_t mine;
+    REQUIRE(pthread_sigmask(SIG_UNBLOCK, &usr2, &mine) == 0);
+    FsDeviceOptions options = Guest::default_options();
+    options.start_thread = [&usr2](std::function<void()> body) {
+        sigset_t old;
+        pthread_sigmask(SIG_BLOCK, &usr2, &old);
+        std::thread t(std::move(body));
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return t;
+    };
+    {
+        Guest g(options);
+        g.init();
+        for (unsigned i = 0; i < options.threads; ++i) {
+            const auto tids = await_tasks_named("fs:share:" + std::to_string(i), 1);
+            REQUIRE(tids.size() == 1);
+            CHECK(blocks_sigusr2(tids[0]));
+        }
+        CHECK(await_tasks_named("fs:share:lock", 0, std::chrono::milliseconds(0)).empty());
+        // A blocked SETLKW starts the lock waiter, from the worker serving it.
+        std::ofstream(g.dir / "l") << "x";
+        const uint64_t node = g.lookup(FUSE_ROOT_ID, "l").nodeid;
+        const uint64_t fh_a = g.open(node, O_RDWR);
+        const uint64_t fh_b = g.open(node, O_RDWR);
+        auto a = lock_request(fh_a, 1, F_WRLCK);
+        REQUIRE(g.call(FUSE_SETLK, node, {bytes_of(a)}).error() == 0);
+        auto b = lock_request(fh_b, 2, F_WRLCK);
+        const uint64_t waiting = g.submit(1, FUSE_SETLKW, node, {bytes_of(b)});
+        const auto waiter = await_tasks_named("fs:share:lock", 1);
+        REQUIRE(waiter.size() == 1);
+        CHECK(blocks_sigusr2(waiter[0]));
+        // The unlock wakes it (that this is the unlock's doing and not a timer's is shown in
+        // lock_waiter_test, where the timer is an hour).
+        auto unlock = lock_request(fh_a, 1, F_UNLCK);
+        REQUIRE(g.call(FUSE_SETLK, node, {bytes_of(unlock)}).error() == 0);
+        auto granted = g.wait(1, waiting);
+        REQUIRE(granted);
+        CHECK(granted->error() == 0);
+        g.device().reset();
+        // reset() joined them all.
+        for (unsigned i = 0; i < options.threads; ++i) {
+            CHECK(await_tasks_named("fs:share:" + std::to_string(i), 0).empty());
+        }
+        CHECK(await_tasks_named("fs:share:lock", 0).empty());
+    }
+    pthread_sigmask(SIG_SETMASK, &mine, nullptr);
 }
 
 TEST_CASE("two request queues served concurrently, replies on their own queue", "[fs_device]") {

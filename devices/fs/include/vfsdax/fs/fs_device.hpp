@@ -43,10 +43,13 @@ struct FsDeviceOptions {
     // queue is split.
     bool packed_ring = true;
     unsigned threads = 4;  // worker pool size, >= 1
-    // Starts each worker thread running `body`; empty: std::thread. Workers start when the
-    // driver activates the device, on whichever thread delivered that write; a VMM whose
-    // threads carry different capabilities or seccomp filters starts them from a thread whose
-    // set the workers should inherit. May throw std::system_error, as std::thread does.
+    // Starts each worker thread running `body`; empty: std::thread on the calling thread.
+    // Called when the driver activates the device, on whichever thread delivered that write (a
+    // vCPU's, in a KVM VMM): a VMM whose threads carry different capabilities, signal masks or
+    // seccomp filters creates the thread from one whose set the workers should inherit (the
+    // lock waiter and the passthrough backend's requester threads are started by workers and
+    // inherit it again). The body names its thread fs:TAG:N (N from 0; the tag cut to fit 15
+    // bytes) first thing. May throw std::system_error, as std::thread does.
     std::function<std::thread(std::function<void()> body)> start_thread;
     FuseOptions fuse;
 };

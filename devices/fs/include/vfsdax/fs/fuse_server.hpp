@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "vfsdax/export.hpp"
 #include "vfsdax/fs/file_system.hpp"
@@ -45,6 +46,9 @@ struct FuseOptions {
     // Per-inode DAX; only with a Mapper (a DAX window), otherwise nothing is offered.
     InodeDax inode_dax = InodeDax::None;
     uint64_t inode_dax_min_size = 0;  // for InodeDax::MinSize
+    // Names the server's own thread, the SETLKW waiter: fs:TAG:lock, the tag cut to fit the
+    // kernel's 15 bytes (fs:lock without one). FsDevice sets its own tag when this is empty.
+    std::string thread_tag = {};  // with an initializer: -Wextra passes designated initializers
 };
 
 // One request in flight: where it is read from and written to, and how its reply goes back.

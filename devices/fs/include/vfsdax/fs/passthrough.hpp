@@ -85,7 +85,7 @@ struct PassthroughOptions {
 // - When the process runs as root, files are created (and ACCESS is checked) under the
 //   requester's uid, gid and supplementary groups, with the requester's umask. Those are
 //   switched per thread, so the backend does it only on threads of its own (up to 4, started
-//   on first use, named "vfsdax-requestr", each unsharing its fs attributes once for the
+//   on first use, named "fs:requester", each unsharing its fs attributes once for the
 //   umask); the calling thread waits for it and is never changed. A thread that cannot get
 //   root's credentials back ends, its request gets EIO, and the process goes on.
 VFSDAX_EXPORT std::expected<std::unique_ptr<FileSystem>, int> make_passthrough(
