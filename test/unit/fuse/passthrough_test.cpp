@@ -122,6 +122,21 @@ std::vector<std::string> host_listing(const std::string& path) {
     return names;
 }
 
+// A file system of `type` mounted on a new directory `path` for one test, unmounted after it;
+// `mounted` is false, with a warning, where this process may not mount.
+struct ScratchMount {
+    std::string path;
+    bool mounted = false;
+    ScratchMount(std::string where, const char* type, const char* data) : path(std::move(where)) {
+        REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+        mounted = ::mount("vfsdax-test", path.c_str(), type, 0, data) == 0;
+        if (!mounted) WARN("cannot mount a " << type << " here (" << std::strerror(errno) << ")");
+    }
+    ~ScratchMount() {
+        if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+    }
+};
+
 std::size_t open_fd_count() {
     std::size_t n = 0;
     for ([[maybe_unused]] const auto& e : stdfs::directory_iterator("/proc/self/fd")) ++n;
@@ -616,15 +631,8 @@ TEST_CASE("passthrough: readdir resumes at the returned offsets across requests"
 // every name; a reread inside the last reply and a rewind must work too.
 TEST_CASE("passthrough: listing while unlinking misses nothing on positional offsets", "[fuse]") {
     Fixture f;
-    REQUIRE(::mkdir((f.dir / "mnt").c_str(), 0755) == 0);
-    if (::mount("vfsdax-test", (f.dir / "mnt").c_str(), "ramfs", 0, nullptr) != 0) {
-        WARN("cannot mount a ramfs here (" << std::strerror(errno) << "): not checked");
-        return;
-    }
-    struct Unmount {
-        std::string path;
-        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
-    } unmount{f.dir / "mnt"};
+    ScratchMount mount(f.dir / "mnt", "ramfs", nullptr);
+    if (!mount.mounted) return;
     constexpr int kFiles = 300;
     for (int i = 0; i < kFiles; ++i) write_file(f.dir / ("mnt/e" + std::to_string(i)), "");
     const Entry mnt = f.lookup("mnt");
@@ -713,15 +721,8 @@ TEST_CASE("passthrough: readdirplus looks entries up and drops the ones not take
 TEST_CASE("passthrough: a directory on another host mount is announced as a submount", "[fuse]") {
     Fixture f;
     REQUIRE(::mkdir((f.dir / "plain").c_str(), 0755) == 0);
-    REQUIRE(::mkdir((f.dir / "mnt").c_str(), 0755) == 0);
-    if (::mount("vfsdax-test", (f.dir / "mnt").c_str(), "tmpfs", 0, "size=1m") != 0) {
-        WARN("cannot mount a tmpfs here (" << std::strerror(errno) << "): submounts not checked");
-        return;
-    }
-    struct Unmount {
-        std::string path;
-        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
-    } unmount{f.dir / "mnt"};
+    ScratchMount mount(f.dir / "mnt", "tmpfs", "size=1m");
+    if (!mount.mounted) return;
     const Entry mnt = f.lookup("mnt");
     CHECK((mnt.attr.flags & FUSE_ATTR_SUBMOUNT) != 0);
     const Entry plain = f.lookup("plain");
