@@ -107,6 +107,9 @@ second line" ] || fs_fail "$label: g-new.txt on the host: '$(cat "$d/g-new.txt" 
 # where tracefs is not there or not writable (direct mode as a user).
 watch_vmm() {
   local raw="$1" tr=/sys/kernel/tracing last=-1 still=0 size undelivered
+  # Run in the background with the host script's errexit and pipefail: a grep that finds no
+  # trace line would end it before it stopped the VMM.
+  set +e +o pipefail
   while sleep 5; do
     size="$(stat -c %s "$raw" 2>/dev/null || echo 0)"
     if [ "$size" = "$last" ]; then still=$((still + 5)); else still=0 last="$size"; fi
@@ -128,7 +131,12 @@ watch_vmm() {
     fi
     if $undelivered; then
       echo "E2E-NOTE: $E2E_NAME: L2's interrupts are not delivered: stopping the VMM"
-      pkill -TERM -P $$ -x timeout
+      # L1's busybox has no pkill: the `timeout` whose parent is this shell, by /proc.
+      local stat pid comm state ppid
+      for stat in /proc/[0-9]*/stat; do
+        read -r pid comm state ppid _ <"$stat" 2>/dev/null || continue
+        [ "$ppid" = "$$" ] && [ "$comm" = "(timeout)" ] && kill "$pid"  # it passes SIGTERM on
+      done
     fi
     return 0
   done
