@@ -233,6 +233,12 @@ std::expected<void, std::string> add_all(scmp_filter_ctx ctx, std::span<const in
     return {};
 }
 
+// A comparison on syscall argument `index`, every field set (libseccomp's SCMP_A* macros leave
+// the second datum out of two-operand forms, which clang's -Wmissing-field-initializers flags).
+constexpr scmp_arg_cmp arg(unsigned index, scmp_compare op, uint64_t a, uint64_t b = 0) {
+    return scmp_arg_cmp{index, op, a, b};
+}
+
 std::expected<void, std::string> add_rule(scmp_filter_ctx ctx, uint32_t action, int nr,
                                           std::string_view name,
                                           std::initializer_list<scmp_arg_cmp> args) {
@@ -246,7 +252,7 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
                                                  SeccompMode mode) {
     if (auto r = add_all(ctx, kCommon); !r) return r;
     auto kvm_ioctls = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), "ioctl",
-                               {SCMP_A1(SCMP_CMP_MASKED_EQ, kIoctlTypeMask, kKvmIoctlType << 8)});
+                               {arg(1, SCMP_CMP_MASKED_EQ, kIoctlTypeMask, kKvmIoctlType << 8)});
     if (!kvm_ioctls) return kvm_ioctls;
     if (cls != ThreadClass::FileServer && mode == SeccompMode::Kill) {
         // These threads open no files of their own, but glibc does on their behalf, once per
@@ -262,7 +268,7 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
         // A device reset, from the guest on a vCPU or at exit on the event loop, releases the
         // guest's POSIX locks on the host (PosixLocks::clear) before closing their files.
         if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), "fcntl",
-                              {SCMP_A1(SCMP_CMP_EQ, F_OFD_SETLK)});
+                              {arg(1, SCMP_CMP_EQ, F_OFD_SETLK)});
             !r)
             return r;
     }
@@ -274,7 +280,7 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
             // The console's terminal mode is restored at exit, and isatty asks for it.
             for (uint64_t request : {uint64_t{TCGETS}, uint64_t{TCSETS}}) {
                 if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), "ioctl",
-                                      {SCMP_A1(SCMP_CMP_EQ, request)});
+                                      {arg(1, SCMP_CMP_EQ, request)});
                     !r)
                     return r;
             }
@@ -284,7 +290,7 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
             if (auto r = add_all(ctx, kFileServer); !r) return r;
             // Threads only: a fork would copy the VMM with its guest memory and descriptors.
             if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), "clone",
-                                  {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)});
+                                  {arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)});
                 !r)
                 return r;
             // clone3's flags sit in memory a filter cannot read; glibc falls back to clone.
@@ -292,16 +298,16 @@ std::expected<void, std::string> add_class_rules(scmp_filter_ctx ctx, ThreadClas
                 return r;
             // The per-thread umask: a private fs_struct, nothing else unshared.
             if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unshare), "unshare",
-                                  {SCMP_A0(SCMP_CMP_EQ, CLONE_FS)});
+                                  {arg(0, SCMP_CMP_EQ, CLONE_FS)});
                 !r)
                 return r;
             if (auto r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), "prctl",
-                                  {SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)});
+                                  {arg(0, SCMP_CMP_EQ, PR_SET_NAME)});
                 !r)
                 return r;
             // Reading the fd limit only.
             return add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), "prlimit64",
-                            {SCMP_A2(SCMP_CMP_EQ, 0)});
+                            {arg(2, SCMP_CMP_EQ, 0)});
         }
     }
     return {};
