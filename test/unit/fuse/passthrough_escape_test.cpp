@@ -21,11 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "fuse/fd_limits.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
 namespace {
 
 using namespace vfsdax::fs;
+using vfsdax::test::open_fd_count;
+using vfsdax::test::SoftFdLimit;
 namespace stdfs = std::filesystem;
 
 constexpr char kSecret[] = "SECRET-CONTENT";
@@ -144,25 +147,6 @@ template <typename T>
 int err(const Result<T>& r) {
     return r ? 0 : r.error();
 }
-
-// Descriptors the process has open.
-std::size_t open_fds() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : stdfs::directory_iterator("/proc/self/fd")) ++n;
-    return n - 1;  // the iterator's own
-}
-
-// RLIMIT_NOFILE's soft limit lowered for a scope, so that a flood reaches it quickly.
-struct SoftFdLimit {
-    rlimit saved{};
-    explicit SoftFdLimit(rlim_t soft) {
-        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-        rlimit lowered = saved;
-        lowered.rlim_cur = soft;
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-    }
-    ~SoftFdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
-};
 
 // What a VMM still needs after a guest flooded its share: eventfds (ioeventfds, irqfds).
 bool process_can_open(int count) {
@@ -760,7 +744,7 @@ TEST_CASE("escape 43: a directory the host moved out of the root is no longer re
 TEST_CASE("escape 44: OPEN, OPENDIR and CREATE floods stop at the share's handle budget",
           "[fuse][escape]") {
     // Budget: 600 - 256 reserved = 344 (handles 86, inodes 172, locks 43).
-    SoftFdLimit limit(open_fds() + 600);
+    SoftFdLimit limit(open_fd_count() + 600);
     Escape x;
     host_write(x.in_root("f"), "data");
     host_write(x.in_root("g"), "other");
@@ -862,7 +846,7 @@ TEST_CASE("escape 44: OPEN, OPENDIR and CREATE floods stop at the share's handle
 // one of them stays usable, and the process keeps its reserve.
 TEST_CASE("escape 45: a LOOKUP flood without file handles stays within the inode budget",
           "[fuse][escape]") {
-    SoftFdLimit limit(open_fds() + 600);  // inodes' part: (600 - 256) / 2 = 172
+    SoftFdLimit limit(open_fd_count() + 600);  // inodes' part: (600 - 256) / 2 = 172
     PassthroughOptions options;
     options.file_handles = false;
     Escape x(options);
@@ -870,14 +854,14 @@ TEST_CASE("escape 45: a LOOKUP flood without file handles stays within the inode
     constexpr int kFiles = 3000;
     for (int i = 0; i < kFiles; ++i) host_write(x.in_root("d/f" + std::to_string(i)), "x");
     const Entry d = x.lookup("d");
-    const std::size_t before = open_fds();
+    const std::size_t before = open_fd_count();
     std::vector<Entry> entries;
     for (int i = 0; i < kFiles; ++i) {
         auto e = x.fs->lookup(x.ctx, d.nodeid, "f" + std::to_string(i));
         if (!e) FAIL("lookup " << i << ": " << std::strerror(e.error()));
         entries.push_back(*e);
     }
-    CHECK(open_fds() <= before + 172);
+    CHECK(open_fd_count() <= before + 172);
     CHECK(process_can_open(200));
     // Every node, fd or not, is its own inode.
     for (int i = 0; i < kFiles; i += 97) {

@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fuse/fd_limits.hpp"
 #include "fuse/temp_dir.hpp"
 #include "vfsdax/fs/passthrough.hpp"
 
 using namespace vfsdax::fs;
+using vfsdax::test::open_fd_count;
 using vfsdax::test::TempDir;
 
 namespace {
@@ -66,12 +68,6 @@ struct Fixture {
         return fl.l_type == F_UNLCK;
     }
 };
-
-std::size_t open_fd_count() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
 
 }  // namespace
 

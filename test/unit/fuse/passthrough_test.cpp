@@ -36,9 +36,13 @@
 #include <thread>
 #include <vector>
 
+#include "fuse/fd_limits.hpp"
+
 namespace {
 
 using namespace vfsdax::fs;
+using vfsdax::test::open_fd_count;
+using vfsdax::test::SoftFdLimit;
 namespace stdfs = std::filesystem;
 
 struct TempDir {
@@ -136,12 +140,6 @@ struct ScratchMount {
         if (mounted) ::umount2(path.c_str(), MNT_DETACH);
     }
 };
-
-std::size_t open_fd_count() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : stdfs::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
 
 }  // namespace
 
@@ -739,18 +737,6 @@ TEST_CASE("passthrough: a directory on another host mount is announced as a subm
     for (NodeId n : {mnt.nodeid, plain.nodeid, inner.nodeid}) f.fs->forget(n, 1);
 }
 
-// Lowers the soft fd limit for one test and puts it back afterwards.
-struct FdLimit {
-    rlimit saved{};
-    explicit FdLimit(rlim_t soft) {
-        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-        rlimit lowered = saved;
-        lowered.rlim_cur = soft;
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-    }
-    ~FdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
-};
-
 TEST_CASE("passthrough: readdirplus lists every name when inode fds run out", "[fuse]") {
     PassthroughOptions options;
     options.file_handles = false;  // inodes hold fds until EMFILE
@@ -764,7 +750,7 @@ TEST_CASE("passthrough: readdirplus lists every name when inode fds run out", "[
     CollectSink sink;
     {
         // Room for a few inode fds only: most lookups fail with EMFILE.
-        FdLimit limit(open_fd_count() + 8);
+        SoftFdLimit limit(open_fd_count() + 9);
         REQUIRE(f.fs->readdirplus(f.ctx, FUSE_ROOT_ID, dh->fh, 0, sink));
     }
     auto names = sink.names;
