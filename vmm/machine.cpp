@@ -261,13 +261,16 @@ void Machine::watch_undelivered(const Vcpu& vcpu, VcpuWatch& watch, uint64_t tic
                                 const InterruptSnapshot& snapshot) {
     if (deliverable_vector(snapshot) == 0) {
         watch.undelivered_since = 0;
+        watch.undelivered_reported = false;
         return;
     }
     if (watch.undelivered_since == 0) {
         watch.undelivered_since = tick;
         return;
     }
-    if (tick - watch.undelivered_since != kUndeliveredTicks) return;
+    // At or past the bound: a tick this thread missed must not skip the warning.
+    if (watch.undelivered_reported || tick - watch.undelivered_since < kUndeliveredTicks) return;
+    watch.undelivered_reported = true;
     log(LogLevel::Warn,
         "vCPU {}: requested interrupts were deliverable at every check for {} s and never taken "
         "(the hypervisor under this VMM does not inject them): {}",

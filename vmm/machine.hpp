@@ -95,7 +95,8 @@ private:
     // Per vCPU, touched by its own thread only.
     struct VcpuWatch {
         uint64_t checked_tick = 0;
-        uint64_t undelivered_since = 0;  // tick a deliverable vector was first seen waiting
+        uint64_t undelivered_since = 0;     // tick a deliverable vector was first seen waiting
+        bool undelivered_reported = false;  // this episode's warning is out
     };
     void check_parked(Vcpu& vcpu);
     void watch_undelivered(const Vcpu& vcpu, VcpuWatch& watch, uint64_t tick,
