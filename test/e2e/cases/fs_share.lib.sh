@@ -113,9 +113,11 @@ watch_vmm() {
   while sleep 5; do
     size="$(stat -c %s "$raw" 2>/dev/null || echo 0)"
     if [ "$size" = "$last" ]; then still=$((still + 5)); else still=0 last="$size"; fi
+    [ "$still" -ge 30 ] || continue
+    # The whole console is searched only once the VMM has gone quiet.
     undelivered=false
     ! grep -q 'requested interrupts were deliverable' "$raw" || undelivered=true
-    [ "$still" -ge 90 ] || { $undelivered && [ "$still" -ge 30 ]; } || continue
+    [ "$still" -ge 90 ] || $undelivered || continue
     echo "E2E-NOTE: $E2E_NAME: the VMM has printed nothing for ${still}s"
     if { [ -e "$tr/tracing_on" ] || mount -t tracefs nodev "$tr" 2>/dev/null; } &&
       [ -w "$tr/tracing_on" ] && [ -d "$tr/events/kvm" ]; then
