@@ -54,15 +54,12 @@ struct Ended {
     int signal = 0;
 };
 
-// Runs `body` in a forked child (a filter is for good) after confining the child's only thread
-// as `cls`; the child exits 0 when `body` returns true.
-Ended run_confined(ThreadClass cls, SeccompMode mode, const std::function<bool()>& body) {
+// Runs `child` in a forked child (filters and capability changes are for good there), which
+// exits with what it returns; how the child ended.
+Ended run_forked(const std::function<int()>& child) {
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (!confine_thread(cls, SandboxPolicy{mode, fs::passthrough_capabilities()})) _exit(3);
-        _exit(body() ? 0 : 1);
-    }
+    if (pid == 0) _exit(child());
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     Ended ended;
@@ -70,6 +67,15 @@ Ended run_confined(ThreadClass cls, SeccompMode mode, const std::function<bool()
     if (ended.exited) ended.code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) ended.signal = WTERMSIG(status);
     return ended;
+}
+
+// Runs `body` in a forked child after confining the child's only thread as `cls`; the child
+// exits 0 when `body` returns true.
+Ended run_confined(ThreadClass cls, SeccompMode mode, const std::function<bool()>& body) {
+    return run_forked([&] {
+        if (!confine_thread(cls, SandboxPolicy{mode, fs::passthrough_capabilities()})) return 3;
+        return body() ? 0 : 1;
+    });
 }
 
 bool killed_by_sigsys(const Ended& ended) {
@@ -149,24 +155,20 @@ TEST_CASE("a forbidden syscall is named on stderr with the thread class before S
           "[sandbox]") {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    // stderr is redirected before the filter, which does not let a vCPU thread dup2.
+    const Ended ended = run_forked([&fds] {
         ::dup2(fds[1], STDERR_FILENO);
         if (!confine_thread(ThreadClass::Vcpu,
                             SandboxPolicy{SeccompMode::Kill, fs::passthrough_capabilities()}))
-            _exit(3);
-        make_socket();
-        _exit(0);
-    }
+            return 3;
+        return make_socket() ? 0 : 1;
+    });
     ::close(fds[1]);
     std::string report;
     char buffer[256];
     for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) report.append(buffer, n);
     ::close(fds[0]);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS));
+    CHECK(killed_by_sigsys(ended));
     CHECK(report == "vfsdax-vmm: error: seccomp: a vcpu thread made syscall " +
                         std::to_string(SYS_socket) +
                         ", which its filter forbids (docs/security.md; --seccomp log lists them "
@@ -210,9 +212,7 @@ TEST_CASE("the vCPU thread's own devices run under its filter", "[sandbox]") {
 // glibc's free() reads /proc/sys/vm/overcommit_memory the first time it shrinks a thread's
 // arena: a vCPU thread that allocates and frees a lot, then ends, got there and died by SIGSYS.
 TEST_CASE("a vCPU thread's arena trimming at exit survives its filter", "[sandbox]") {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    CHECK(exited_ok(run_forked([] {
         bool confined = false;
         std::thread([&confined] {
             confined =
@@ -226,12 +226,8 @@ TEST_CASE("a vCPU thread's arena trimming at exit survives its filter", "[sandbo
             }
             ::malloc_trim(0);
         }).join();
-        _exit(confined ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+        return confined ? 0 : 1;
+    })));
 }
 
 TEST_CASE("ioctl: KVM requests pass, a terminal's TIOCSTI does not", "[sandbox]") {
@@ -340,12 +336,10 @@ TEST_CASE("capabilities are per thread: the file server keeps its set, others no
 TEST_CASE("a thread launched from a vCPU thread is a file server", "[sandbox]") {
     const bool root = ::geteuid() == 0;
     // Forked: the filters stay with the threads' process.
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    CHECK(exited_ok(run_forked([root] {
         const SandboxPolicy policy{SeccompMode::Kill, {CAP_CHOWN, CAP_SETUID, CAP_SETGID}};
         auto launcher = vmm::ThreadLauncher::start(policy);
-        if (!launcher) _exit(3);
+        if (!launcher) return 3;
         bool server_ok = false;
         std::thread vcpu([&] {
             if (!confine_thread(ThreadClass::Vcpu, policy)) _exit(4);
@@ -363,12 +357,8 @@ TEST_CASE("a thread launched from a vCPU thread is a file server", "[sandbox]") 
                 .join();
         });
         vcpu.join();
-        _exit(server_ok ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+        return server_ok ? 0 : 1;
+    })));
 }
 
 // vfsdax-vmm's order: the process drops to the server's set (plus CAP_SYS_ADMIN for a share
@@ -389,15 +379,13 @@ TEST_CASE("a launched worker and its own threads keep CAP_SYS_ADMIN for trusted.
         std::filesystem::remove(file);
         return;
     }
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    const Ended ended = run_forked([&file] {
         const std::vector<int> keep_also{CAP_SYS_ADMIN, CAP_SETPCAP};
-        if (!fs::drop_capabilities(keep_also)) _exit(3);
+        if (!fs::drop_capabilities(keep_also)) return 3;
         SandboxPolicy policy{SeccompMode::Kill, fs::passthrough_capabilities()};
         policy.file_server_capabilities.push_back(CAP_SYS_ADMIN);
         auto launcher = vmm::ThreadLauncher::start(policy);
-        if (!launcher) _exit(4);
+        if (!launcher) return 4;
         auto set_trusted = [&file](const char* value) {
             return ::setxattr(file.c_str(), "trusted.vfsdax_test", value, 1, 0) == 0;
         };
@@ -408,13 +396,10 @@ TEST_CASE("a launched worker and its own threads keep CAP_SYS_ADMIN for trusted.
                 std::thread([&] { requester_ok = set_trusted("r"); }).join();
             })
             .join();
-        _exit(worker_ok && requester_ok ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
+        return worker_ok && requester_ok ? 0 : 1;
+    });
     std::filesystem::remove(file);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(exited_ok(ended));
 }
 
 TEST_CASE("the passthrough backend serves a guest under the file server's filter", "[sandbox]") {
